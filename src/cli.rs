@@ -1,0 +1,182 @@
+//! The command line: `serve` (the default), `migrate`, `sessions …`,
+//! `config`, `keygen`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Backend, LoadOptions, Loaded};
+use crate::sessions::store::Capability;
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "websessions",
+    version,
+    about = "A web site that teaches and demonstrates web sessions",
+    long_about = "A web site that teaches and demonstrates web sessions: storing, reading, saving and deleting per-visitor data, with one configuration switch between storage backends.\n\nConfiguration comes from config/default.toml, then config/$APP_ENV.toml (APP_ENV = development, test or production; development by default), then APP_SECTION__KEY environment variables (e.g. APP_SESSION__BACKEND=memory), then flags. Run `websessions config` to see the result."
+)]
+pub struct Cli {
+    /// Folder holding default.toml and the profile files [env: APP_CONFIG_DIR; default: ./config]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the site (the default command)
+    Serve {
+        /// Session backend, overriding session.backend: file, database, cookie, redis, memcached or memory
+        #[arg(long, value_name = "NAME")]
+        backend: Option<Backend>,
+        /// Address to listen on, overriding server.bind (e.g. 0.0.0.0:8080)
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<SocketAddr>,
+    },
+    /// Apply the database migrations of the configured database
+    Migrate,
+    /// Inspect or clean the configured session store
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsCommand,
+    },
+    /// Print the effective configuration, secrets masked, with the source of each value
+    Config,
+    /// Print a fresh base64 64-byte secret key for session.secret_key
+    Keygen,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// How many sessions the store holds, and how many of them are expired
+    Stats,
+    /// Delete expired sessions and print how many
+    PurgeExpired,
+    /// Delete every session of the configured store and print how many
+    Clear {
+        /// Confirm: every visitor is logged out
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve {
+        backend: None,
+        bind: None,
+    });
+    let mut options = LoadOptions::from_env();
+    if let Some(dir) = cli.config_dir {
+        options.dir = dir;
+    }
+    match command {
+        Command::Keygen => {
+            let key: [u8; 64] = std::array::from_fn(|_| rand::random());
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            Ok(())
+        }
+        Command::Config => {
+            let loaded = config::load(&options)?;
+            print!("{}", config::effective_config(&loaded));
+            Ok(())
+        }
+        Command::Serve { backend, bind } => {
+            if let Some(backend) = backend {
+                options
+                    .overrides
+                    .push(("session.backend".into(), backend.to_string()));
+            }
+            if let Some(bind) = bind {
+                options
+                    .overrides
+                    .push(("server.bind".into(), bind.to_string()));
+            }
+            serve(config::load(&options)?).await
+        }
+        Command::Migrate => {
+            let loaded = config::load(&options)?;
+            match loaded.settings.session.backend {
+                Backend::Database => {
+                    anyhow::bail!("the database backend is not available in this build yet")
+                }
+                other => {
+                    println!("The {other} backend keeps no schema: there is nothing to migrate.");
+                    Ok(())
+                }
+            }
+        }
+        Command::Sessions { action } => sessions(config::load(&options)?, action).await,
+    }
+}
+
+async fn serve(loaded: Loaded) -> anyhow::Result<()> {
+    let settings = loaded.settings;
+    let backend = settings.session.backend;
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr();
+    tracing::info!(%backend, profile = %loaded.profile, "websessions listening on http://{addr}");
+    println!(
+        "websessions: serving http://{addr}/ (backend: {backend}, profile: {}) — Ctrl-C stops",
+        loaded.profile
+    );
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone());
+    app.run_until(shutdown).await?;
+    println!("websessions: stopped");
+    Ok(())
+}
+
+async fn sessions(loaded: Loaded, action: SessionsCommand) -> anyhow::Result<()> {
+    let backend = loaded.settings.session.backend;
+    let Some(store) = crate::sessions::open_store(&loaded.settings).await? else {
+        println!(
+            "The cookie backend keeps sessions in the visitors' browsers: the server cannot count or delete them. Rotating session.secret_key ends them all."
+        );
+        return Ok(());
+    };
+    let unsupported = |why: &str| println!("The {backend} backend cannot do this: {why}");
+    match action {
+        SessionsCommand::Stats => {
+            let total = store.count().await.context("counting sessions")?;
+            let expired = store
+                .count_expired()
+                .await
+                .context("counting expired sessions")?;
+            match (total, expired) {
+                (Capability::Supported(total), Capability::Supported(expired)) => {
+                    println!("backend: {backend}\nsessions: {total}\nexpired: {expired}")
+                }
+                (Capability::Unsupported(why), _) | (_, Capability::Unsupported(why)) => {
+                    unsupported(why)
+                }
+            }
+        }
+        SessionsCommand::PurgeExpired => match store
+            .purge_expired()
+            .await
+            .context("purging expired sessions")?
+        {
+            Capability::Supported(n) => println!("purged {n} expired sessions"),
+            Capability::Unsupported(why) => unsupported(why),
+        },
+        SessionsCommand::Clear { yes } => {
+            if !yes {
+                anyhow::bail!(
+                    "`sessions clear` deletes every session and logs everyone out: add --yes to confirm"
+                );
+            }
+            match store.clear().await.context("clearing sessions")? {
+                Capability::Supported(n) => println!("deleted {n} sessions"),
+                Capability::Unsupported(why) => unsupported(why),
+            }
+        }
+    }
+    Ok(())
+}

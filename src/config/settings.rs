@@ -1,0 +1,240 @@
+//! The typed configuration tree. Field names are the config keys: keep them
+//! in step with `config/default.toml`, which documents each one.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub session: SessionSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    pub debug_errors: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    pub backend: Backend,
+    pub cookie_name: String,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub absolute_timeout: Duration,
+    pub extend_on_every_request: bool,
+    #[serde(with = "humantime_serde")]
+    pub touch_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub purge_interval: Duration,
+    pub serialize_requests: bool,
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub max_value_bytes: usize,
+    pub max_session_bytes: usize,
+    pub secret_key: Secret,
+    pub previous_secret_keys: Vec<Secret>,
+    pub file: FileSettings,
+    pub database: DatabaseSettings,
+    pub cookie: CookieSettings,
+    pub redis: RedisSettings,
+    pub memcached: MemcachedSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub dir: std::path::PathBuf,
+    pub fsync: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub auto_migrate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CookieSettings {
+    pub mode: CookieMode,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Secret,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemcachedSettings {
+    pub url: String,
+    pub prefix: String,
+}
+
+/// Which store keeps the sessions. Chosen once, at start-up.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    File,
+    Database,
+    Cookie,
+    Redis,
+    Memcached,
+    Memory,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 6] = [
+        Backend::File,
+        Backend::Database,
+        Backend::Cookie,
+        Backend::Redis,
+        Backend::Memcached,
+        Backend::Memory,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::Database => "database",
+            Backend::Cookie => "cookie",
+            Backend::Redis => "redis",
+            Backend::Memcached => "memcached",
+            Backend::Memory => "memory",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown backend `{s}` (expected file, database, cookie, redis, memcached or memory)")
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieMode {
+    /// Encrypted and authenticated: the visitor cannot read or change it.
+    Private,
+    /// Readable by the visitor, but tamper-proof.
+    Signed,
+}
+
+/// A string that must never be printed: `Debug` shows `***`. It serializes
+/// to its real value because figment merges layers through serde; the
+/// `config` command masks it by key name instead.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Default for Settings {
+    /// The built-in defaults, identical to `config/default.toml`, so the
+    /// site still starts when that file is missing.
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings {
+                bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                debug_errors: false,
+            },
+            session: SessionSettings {
+                backend: Backend::File,
+                cookie_name: "session_id".into(),
+                idle_timeout: Duration::from_secs(3600),
+                absolute_timeout: Duration::from_secs(24 * 3600),
+                extend_on_every_request: true,
+                touch_interval: Duration::from_secs(1),
+                purge_interval: Duration::from_secs(600),
+                serialize_requests: false,
+                secure: false,
+                same_site: SameSite::Lax,
+                max_value_bytes: 65_536,
+                max_session_bytes: 1_048_576,
+                secret_key: Secret::default(),
+                previous_secret_keys: Vec::new(),
+                file: FileSettings {
+                    dir: "data/sessions".into(),
+                    fsync: false,
+                },
+                database: DatabaseSettings {
+                    url: Secret::new("sqlite://data/sessions.db"),
+                    max_connections: 10,
+                    auto_migrate: true,
+                },
+                cookie: CookieSettings {
+                    mode: CookieMode::Private,
+                },
+                redis: RedisSettings {
+                    url: Secret::new("redis://127.0.0.1:6379"),
+                    prefix: "websessions:".into(),
+                },
+                memcached: MemcachedSettings {
+                    url: "memcache://127.0.0.1:11211".into(),
+                    prefix: "websessions:".into(),
+                },
+            },
+        }
+    }
+}
+
+impl SessionSettings {
+    /// `touch_interval`, clamped to half the idle timeout so that a session
+    /// in use can never expire between two touches.
+    pub fn effective_touch_interval(&self) -> Duration {
+        self.touch_interval.min(self.idle_timeout / 2)
+    }
+
+    /// `None` when `absolute_timeout = "0s"` (no hard cap).
+    pub fn absolute(&self) -> Option<Duration> {
+        (!self.absolute_timeout.is_zero()).then_some(self.absolute_timeout)
+    }
+}

@@ -1,0 +1,131 @@
+//! Checks that serde cannot express. Each message names the key and the
+//! layer its value came from.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use figment::Figment;
+
+use super::{ConfigError, SameSite, Settings, layer_name};
+
+/// The development and test profiles carry a key whose bytes start with this
+/// mark; production refuses it.
+pub const DEVELOPMENT_KEY_MARK: &[u8] = b"websessions-DEVELOPMENT-ONLY-key";
+
+/// Decodes a base64 64-byte key, saying what is wrong without echoing it.
+pub fn decode_key(value: &str) -> Result<[u8; 64], String> {
+    let bytes = STANDARD
+        .decode(value.trim())
+        .map_err(|_| "is not valid base64".to_owned())?;
+    <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "must decode to 64 bytes, not {} (run `websessions keygen` for a fresh one)",
+            bytes.len()
+        )
+    })
+}
+
+pub(super) fn validate(
+    settings: &Settings,
+    profile: &str,
+    figment: &Figment,
+) -> Result<(), ConfigError> {
+    let source = |key: &str| -> String {
+        figment
+            .find_metadata(key)
+            .map(|m| {
+                let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+                layer_name(m, &path)
+            })
+            .unwrap_or_else(|| "built-in defaults".into())
+    };
+    let fail = |key: &str, what: String| {
+        ConfigError(format!("key `{key}` (from {}): {what}", source(key)))
+    };
+    let s = &settings.session;
+
+    if s.secret_key.expose().is_empty() {
+        return Err(fail(
+            "session.secret_key",
+            "is not set; run `websessions keygen` and put the key in APP_SESSION__SECRET_KEY"
+                .into(),
+        ));
+    }
+    let key = decode_key(s.secret_key.expose()).map_err(|e| fail("session.secret_key", e))?;
+    if profile == "production" && key.starts_with(DEVELOPMENT_KEY_MARK) {
+        return Err(fail(
+            "session.secret_key",
+            "is the development key, which production refuses; run `websessions keygen` and put the key in APP_SESSION__SECRET_KEY".into(),
+        ));
+    }
+    for (i, old) in s.previous_secret_keys.iter().enumerate() {
+        decode_key(old.expose())
+            .map_err(|e| fail("session.previous_secret_keys", format!("entry {i} {e}")))?;
+    }
+
+    if s.cookie_name.is_empty()
+        || !s
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        return Err(fail(
+            "session.cookie_name",
+            "must be a non-empty cookie token (letters, digits and !#$%&'*+-.^_`|~)".into(),
+        ));
+    }
+    if s.cookie_name.starts_with("__Host-") && !s.secure {
+        return Err(fail(
+            "session.cookie_name",
+            "a `__Host-` cookie name needs session.secure = true (browsers drop it otherwise)"
+                .into(),
+        ));
+    }
+    if s.cookie_name.starts_with("__Secure-") && !s.secure {
+        return Err(fail(
+            "session.cookie_name",
+            "a `__Secure-` cookie name needs session.secure = true".into(),
+        ));
+    }
+    if s.same_site == SameSite::None && !s.secure {
+        return Err(fail(
+            "session.same_site",
+            "\"none\" is refused unless session.secure = true".into(),
+        ));
+    }
+    if s.cookie_name == "csrf" {
+        return Err(fail(
+            "session.cookie_name",
+            "`csrf` is the name of the site's CSRF nonce cookie".into(),
+        ));
+    }
+    if s.idle_timeout.as_secs() < 2 {
+        return Err(fail("session.idle_timeout", "must be at least 2s".into()));
+    }
+    if let Some(absolute) = s.absolute() {
+        if absolute < s.idle_timeout {
+            return Err(fail(
+                "session.absolute_timeout",
+                "must be \"0s\" (no cap) or at least session.idle_timeout".into(),
+            ));
+        }
+    }
+    if s.purge_interval.is_zero() {
+        return Err(fail(
+            "session.purge_interval",
+            "must be more than 0s".into(),
+        ));
+    }
+    if s.max_value_bytes == 0 || s.max_value_bytes > s.max_session_bytes {
+        return Err(fail(
+            "session.max_value_bytes",
+            "must be between 1 and session.max_session_bytes".into(),
+        ));
+    }
+    if s.database.max_connections == 0 {
+        return Err(fail(
+            "session.database.max_connections",
+            "must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}

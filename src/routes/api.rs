@@ -1,0 +1,170 @@
+//! The JSON API under `/api/session`: the same operations as the pages, for
+//! scripts, tests and benchmarks. Errors are `{"error": "…"}`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, AppError};
+use crate::state::AppState;
+use crate::web::format;
+use crate::web::site_session::{SiteSession, validate_key};
+
+/// Every route here except `/api/session/expiry`, which is mounted
+/// separately behind a read-only session layer (see `routes::router`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/session", get(show).delete(delete_session))
+        .route("/api/session/save", post(save))
+        .route("/api/session/cycle", post(cycle))
+        .route(
+            "/api/session/{key}",
+            get(get_key).put(put_key).delete(delete_key),
+        )
+        .layer(axum::middleware::from_fn(refuse_cross_site))
+}
+
+pub fn expiry_router() -> Router<AppState> {
+    Router::new().route("/api/session/expiry", get(expiry))
+}
+
+/// State-changing requests that the browser marks as cross-site are refused:
+/// a second line of defence besides the SameSite cookie.
+async fn refuse_cross_site(req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let cross_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if !safe && cross_site {
+        return ApiError(AppError::Forbidden(
+            "cross-site requests may not change the session".into(),
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// `axum::Json` with the API's error shape: 400 bad JSON, 413 too large,
+/// 415 not JSON.
+pub struct AppJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(AppJson(value)),
+            Err(rejection) => Err(ApiError(match rejection {
+                JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType(
+                    "send the value as JSON with Content-Type: application/json".into(),
+                ),
+                JsonRejection::JsonSyntaxError(e) => {
+                    AppError::BadRequest(format!("the body is not valid JSON: {}", e.body_text()))
+                }
+                JsonRejection::JsonDataError(e) => AppError::BadRequest(format!(
+                    "the body is not a usable JSON value: {}",
+                    e.body_text()
+                )),
+                other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    AppError::PayloadTooLarge(
+                        "the request body is larger than the site accepts".into(),
+                    )
+                }
+                other => AppError::BadRequest(other.body_text()),
+            })),
+        }
+    }
+}
+
+async fn show(State(state): State<AppState>, session: SiteSession) -> Result<Response, ApiError> {
+    let exists = session.exists();
+    let body = json!({
+        "backend": state.backend.as_str(),
+        "new": !exists,
+        "fingerprint": if exists { session.fingerprint() } else { None },
+        "expires_at": session.stored_expiry().map(format::rfc3339),
+        "data": session.user_data().await?,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+fn check_read_key(key: &str) -> Result<(), AppError> {
+    let chars = key.chars().count();
+    if chars == 0 || chars > 128 || key.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "a key is 1 to 128 characters, without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn get_key(session: SiteSession, Path(key): Path<String>) -> Result<Response, ApiError> {
+    check_read_key(&key)?;
+    match session.get_typed::<Value>(&key).await? {
+        Some(value) => Ok((
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(json!({ "key": key, "value": value })),
+        )
+            .into_response()),
+        None => Err(ApiError(AppError::NotFound)),
+    }
+}
+
+async fn put_key(
+    State(state): State<AppState>,
+    session: SiteSession,
+    Path(key): Path<String>,
+    AppJson(value): AppJson<Value>,
+) -> Result<Response, ApiError> {
+    session
+        .set_checked(&key, value.clone(), state.limits())
+        .await?;
+    Ok(Json(json!({ "key": key, "value": value })).into_response())
+}
+
+async fn delete_key(session: SiteSession, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+    validate_key(&key)?;
+    session.remove_checked(&key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Saves now; with no session, creates nothing (and sends no cookie).
+async fn save(session: SiteSession) -> Result<StatusCode, ApiError> {
+    if session.exists() {
+        session.session.save().await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_session(session: SiteSession) -> Result<StatusCode, ApiError> {
+    session.session.flush().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new id with the same data; answers the new fingerprint (null and no
+/// cookie when there is no session).
+async fn cycle(session: SiteSession) -> Result<Response, ApiError> {
+    if !session.exists() {
+        return Ok(Json(json!({ "fingerprint": null })).into_response());
+    }
+    session.session.cycle_id().await?;
+    session.session.save().await?;
+    Ok(Json(json!({ "fingerprint": session.fingerprint() })).into_response())
+}
+
+/// How long is left, read without extending the session: the per-route
+/// "avoid touch" example for pages that poll.
+async fn expiry(session: SiteSession) -> Result<Response, ApiError> {
+    let at = session.stored_expiry();
+    let body = json!({
+        "expires_at": at.map(format::rfc3339),
+        "seconds_left": at.map(format::seconds_left),
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}

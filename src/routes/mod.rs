@@ -1,0 +1,99 @@
+//! The router: which routes sit behind the session layer, which do not, and
+//! the layers every response passes through.
+
+pub mod account;
+pub mod api;
+pub mod auth;
+pub mod health;
+pub mod pages;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::{AppError, respond};
+use crate::sessions::layer::{SessionConfig, SessionLayer};
+use crate::state::AppState;
+
+/// Requests that take longer are answered 408 and their session is not saved.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn router(state: AppState, sessions: Arc<SessionConfig>) -> Router {
+    // Pages, forms and the API: everything that reads or writes the session.
+    let with_session = Router::new()
+        .merge(pages::router())
+        .merge(session::router())
+        .merge(auth::router())
+        .merge(account::router())
+        .merge(api::router())
+        .layer(SessionLayer::new(sessions.clone()));
+    // Reads the session but never extends it.
+    let read_only = api::expiry_router().layer(SessionLayer::read_only(sessions));
+
+    let body_limit = state.settings.session.max_session_bytes + 64 * 1024;
+    let router = Router::new()
+        .merge(with_session)
+        .merge(read_only)
+        .merge(health::router())
+        .route("/static/style.css", get(stylesheet))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        // Safe defaults for every response; a handler may set its own first.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
+    crate::telemetry::with_tracing(router).with_state(state)
+}
+
+/// The one stylesheet, built into the binary so the site runs from anywhere.
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/style.css"),
+    )
+        .into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    respond(AppError::NotFound, is_api(&req), false)
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    respond(AppError::MethodNotAllowed, is_api(&req), false)
+}
+
+fn is_api(req: &Request) -> bool {
+    req.uri().path().starts_with("/api/")
+}
+
+/// Content-Security-Policy: everything from this site only, no framing.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";

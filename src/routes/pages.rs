@@ -1,0 +1,176 @@
+//! `GET /` (the root page) and `GET /session/get` (read with a default).
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{AppError, PageError};
+use crate::sessions::keys::VISITS;
+use crate::state::AppState;
+use crate::web::format;
+use crate::web::page::{csrf_for_page, layout, with_cookie};
+use crate::web::site_session::{Flash, SiteSession};
+use crate::web::templates::{DataRow, FormEcho, GetPage, RootPage, render};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/session/get", get(get_value))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RootQuery {
+    done: Option<String>,
+}
+
+/// After delete and logout there is no session to hold a flash message, so
+/// the redirect carries a `done` code instead.
+fn done_message(code: &str) -> Option<Flash> {
+    let text = match code {
+        "deleted" => {
+            "The session was deleted: its record is gone from the store and the cookie was removed."
+        }
+        "logged_out" => "You are logged out: your session was deleted on the server.",
+        "nothing_to_save" => {
+            "There is no session to save yet: saving created nothing (store a value first)."
+        }
+        "no_session" => "There is no session yet, so there is no id to change.",
+        _ => return None,
+    };
+    Some(Flash {
+        level: "ok".into(),
+        text: text.into(),
+    })
+}
+
+async fn root(
+    State(state): State<AppState>,
+    session: SiteSession,
+    headers: HeaderMap,
+    Query(query): Query<RootQuery>,
+) -> Result<Response, PageError> {
+    let mut flash = session.take_flash().await?;
+    if flash.is_none() {
+        flash = query.done.as_deref().and_then(done_message);
+    }
+    session.count_visit().await?;
+    render_root(
+        &state,
+        &session,
+        &headers,
+        flash,
+        None,
+        FormEcho::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Renders the root page; form handlers call it too, to show a refusal inline
+/// (with `status` 400 or 413) and keep what the visitor typed.
+pub async fn render_root(
+    state: &AppState,
+    session: &SiteSession,
+    headers: &HeaderMap,
+    flash: Option<Flash>,
+    form_error: Option<String>,
+    form: FormEcho,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let csrf = csrf_for_page(state, session, headers);
+    let mut layout = layout(state, session, "Your session").await?;
+    layout.flash = flash;
+
+    let mut entries = session.entries().await?;
+    if let Some(visits) = session.session.get_value(VISITS).await? {
+        entries.insert(VISITS.to_owned(), visits);
+    }
+    let visits = entries.get(VISITS).and_then(Value::as_i64);
+    let rows = entries
+        .iter()
+        .map(|(key, value)| DataRow {
+            key: key.clone(),
+            json: value.to_string(),
+            reserved: SiteSession::is_site_key(key),
+        })
+        .collect();
+    let at_rest = match session.session.id() {
+        Some(id) if session.exists() => session.view.at_rest(&id).await.map_err(AppError::from)?,
+        _ => None,
+    };
+    let s = &state.settings.session;
+    let page = RootPage {
+        layout,
+        csrf_token: csrf.token,
+        is_new: !session.exists(),
+        fingerprint: session.exists().then(|| session.fingerprint()).flatten(),
+        expires_at: session.stored_expiry().map(expiry_parts),
+        created_at: session.created_at().map(format::datetime),
+        visits,
+        rows,
+        at_rest,
+        extend_on_every_request: s.extend_on_every_request,
+        idle_timeout: humantime::format_duration(s.idle_timeout).to_string(),
+        absolute_timeout: if s.absolute_timeout.is_zero() {
+            "none".into()
+        } else {
+            humantime::format_duration(s.absolute_timeout).to_string()
+        },
+        form_error,
+        form,
+    };
+    let html = render(&page)?;
+    Ok(with_cookie(
+        (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        csrf.set_cookie,
+    ))
+}
+
+/// (human, RFC 3339, time left) of a stored expiry.
+pub fn expiry_parts(at: time::OffsetDateTime) -> (String, String, String) {
+    (
+        format::datetime(at),
+        format::rfc3339(at),
+        format::duration(format::seconds_left(at)),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GetQuery {
+    key: Option<String>,
+    default: Option<String>,
+}
+
+/// `session.get(key)` with a default: read-only, never writes the session.
+async fn get_value(
+    State(state): State<AppState>,
+    session: SiteSession,
+    Query(query): Query<GetQuery>,
+) -> Result<Response, PageError> {
+    let key = query.key.unwrap_or_default();
+    let chars = key.chars().count();
+    if chars == 0 || chars > 128 || key.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "Give a key of 1 to 128 characters, without control characters.".into(),
+        )
+        .into());
+    }
+    let default = query.default.unwrap_or_default();
+    let value = session.get_typed::<Value>(&key).await?;
+    let page = GetPage {
+        layout: layout(&state, &session, &format!("Reading {key}")).await?,
+        found: value.is_some(),
+        shown: value
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| default.clone()),
+        key,
+        default,
+        fingerprint: session.exists().then(|| session.fingerprint()).flatten(),
+        expires_at: session.stored_expiry().map(expiry_parts),
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], Html(render(&page)?)).into_response())
+}

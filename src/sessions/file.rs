@@ -1,0 +1,480 @@
+//! File store, the default backend: one file per session under
+//! `dir/ab/cd/<storage key>`.
+//!
+//! - The file holds the data as JSON; its **mtime is the expiry**, so a touch
+//!   only sets the mtime, and stats and purge read metadata, never contents.
+//! - Writes go to a temp file in the same folder and are renamed over the
+//!   record (atomic: a reader sees the old file or the new one, never half);
+//!   `create` hard-links the temp file into place, which fails if the record
+//!   exists, so creation is insert-only even across processes.
+//! - All file I/O runs on tokio's blocking pool; a striped lock (by storage
+//!   key) serialises save/touch/delete/purge of one record within a process.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tower_sessions::SessionStore;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store;
+
+use super::store::{
+    AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, backend_error, fingerprint,
+    storage_key,
+};
+
+const STRIPES: usize = 256;
+const TMP_PREFIX: &str = ".tmp-";
+/// Temp files older than this are leftovers of a crash; purge removes them.
+const STALE_TMP: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    fsync: bool,
+    stripes: Vec<Mutex<()>>,
+}
+
+impl FileStore {
+    /// Opens (and creates, if missing) the store's folder.
+    pub fn open(dir: impl Into<PathBuf>, fsync: bool) -> io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                fsync,
+                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            }),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Runs blocking file work off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Inner) -> io::Result<T> + Send + 'static,
+    ) -> session_store::Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| backend_error(what, e))?
+            .map_err(|e| backend_error(&format!("file store {what}"), e))
+    }
+}
+
+impl Inner {
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(&key[0..2]).join(&key[2..4]).join(key)
+    }
+
+    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
+        let stripe = usize::from_str_radix(&key[0..2], 16).unwrap_or(0) % STRIPES;
+        // A panic while holding a stripe cannot leave a file half-written
+        // (writes are renames), so a poisoned stripe is safe to reuse.
+        self.stripes[stripe]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `bytes` to a fresh temp file beside `path`, with mtime = expiry.
+    fn write_tmp(&self, path: &Path, bytes: &[u8], expires: SystemTime) -> io::Result<PathBuf> {
+        let parent = path.parent().expect("BUG: record path has a parent");
+        fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!("{TMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let mut file = File::create_new(&tmp)?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.set_modified(expires))
+            .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        if self.fsync {
+            if let Some(parent) = path.parent() {
+                File::open(parent)?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_system(at: OffsetDateTime) -> SystemTime {
+    SystemTime::from(at)
+}
+
+/// Is the file at `path` a live record? `None` when absent.
+fn live_mtime(path: &Path) -> io::Result<Option<SystemTime>> {
+    match fs::metadata(path) {
+        Ok(meta) => {
+            let mtime = meta.modified()?;
+            Ok((mtime > SystemTime::now()).then_some(mtime))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn encode_data(data: &HashMap<String, Value>) -> io::Result<Vec<u8>> {
+    serde_json::to_vec(data).map_err(io::Error::other)
+}
+
+#[async_trait]
+impl SessionStore for FileStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let bytes = encode_data(&record.data).map_err(|e| backend_error("encode", e))?;
+        let expires = to_system(record.expiry_date);
+        let mut id = record.id;
+        let id = self
+            .blocking("create", move |inner| {
+                for _ in 0..CREATE_ATTEMPTS {
+                    let key = storage_key(&id);
+                    let path = inner.path(&key);
+                    let tmp = inner.write_tmp(&path, &bytes, expires)?;
+                    let _guard = inner.lock(&key);
+                    let placed = match fs::hard_link(&tmp, &path) {
+                        Ok(()) => true,
+                        // An expired leftover with this key is not a live
+                        // session: taking its place resurrects nothing.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            if live_mtime(&path)?.is_none() {
+                                fs::rename(&tmp, &path)?;
+                                inner.sync_dir(&path)?;
+                                return Ok(id);
+                            }
+                            false
+                        }
+                        Err(e) => {
+                            let _ = fs::remove_file(&tmp);
+                            return Err(e);
+                        }
+                    };
+                    fs::remove_file(&tmp)?;
+                    if placed {
+                        inner.sync_dir(&path)?;
+                        return Ok(id);
+                    }
+                    id = Id::default();
+                }
+                Err(io::Error::other(
+                    "no free session id after several attempts",
+                ))
+            })
+            .await?;
+        record.id = id;
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.save_existing(record).await.map(|_| ())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let id = *id;
+        let loaded = self
+            .blocking("load", move |inner| {
+                let path = inner.path(&storage_key(&id));
+                let mut file = match File::open(&path) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let mtime = file.metadata()?.modified()?;
+                if mtime <= SystemTime::now() {
+                    return Ok(None);
+                }
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes)?;
+                Ok(Some((bytes, mtime)))
+            })
+            .await?;
+        let Some((bytes, mtime)) = loaded else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<HashMap<String, Value>>(&bytes) {
+            Ok(data) => Ok(Some(Record {
+                id,
+                data,
+                expiry_date: OffsetDateTime::from(mtime),
+            })),
+            Err(error) => {
+                tracing::warn!(
+                    session = %fingerprint(&id),
+                    %error,
+                    "corrupted session file: treating the session as absent"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let key = storage_key(id);
+        self.blocking("delete", move |inner| {
+            let path = inner.path(&key);
+            let _guard = inner.lock(&key);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SiteStore for FileStore {
+    async fn save_existing(&self, record: &Record) -> session_store::Result<WriteOutcome> {
+        let key = storage_key(&record.id);
+        let bytes = encode_data(&record.data).map_err(|e| backend_error("encode", e))?;
+        let expires = to_system(record.expiry_date);
+        self.blocking("save", move |inner| {
+            let path = inner.path(&key);
+            let _guard = inner.lock(&key);
+            if live_mtime(&path)?.is_none() {
+                return Ok(WriteOutcome::Gone);
+            }
+            let tmp = inner.write_tmp(&path, &bytes, expires)?;
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            inner.sync_dir(&path)?;
+            Ok(WriteOutcome::Written)
+        })
+        .await
+    }
+
+    async fn touch(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+    ) -> session_store::Result<WriteOutcome> {
+        let key = storage_key(id);
+        let expires = to_system(expires_at);
+        self.blocking("touch", move |inner| {
+            let path = inner.path(&key);
+            let _guard = inner.lock(&key);
+            if live_mtime(&path)?.is_none() {
+                return Ok(WriteOutcome::Gone);
+            }
+            let file = File::options().write(true).open(&path)?;
+            file.set_modified(expires)?;
+            Ok(WriteOutcome::Written)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> session_store::Result<()> {
+        self.blocking("ping", |inner| {
+            let meta = fs::metadata(&inner.dir)?;
+            if meta.is_dir() && !meta.permissions().readonly() {
+                Ok(())
+            } else {
+                Err(io::Error::other(
+                    "the session folder is not a writable directory",
+                ))
+            }
+        })
+        .await
+    }
+
+    async fn count(&self) -> session_store::Result<Capability<u64>> {
+        self.blocking("count", |inner| {
+            let mut n = 0;
+            walk(&inner.dir, &mut |_, _| n += 1)?;
+            Ok(Capability::Supported(n))
+        })
+        .await
+    }
+
+    async fn count_expired(&self) -> session_store::Result<Capability<u64>> {
+        self.blocking("count", |inner| {
+            let now = SystemTime::now();
+            let mut n = 0;
+            walk(&inner.dir, &mut |_, mtime| {
+                if mtime <= now {
+                    n += 1
+                }
+            })?;
+            Ok(Capability::Supported(n))
+        })
+        .await
+    }
+
+    async fn purge_expired(&self) -> session_store::Result<Capability<u64>> {
+        self.blocking("purge", |inner| {
+            let now = SystemTime::now();
+            let mut expired = Vec::new();
+            walk(&inner.dir, &mut |path, mtime| {
+                if mtime <= now {
+                    expired.push(path.to_path_buf())
+                }
+            })?;
+            let mut n = 0;
+            for path in expired {
+                let key = file_key(&path);
+                let _guard = inner.lock(&key);
+                // Re-check under the lock: a create may have just taken the name.
+                if live_mtime(&path)?.is_none() && remove_if_present(&path)? {
+                    n += 1;
+                }
+            }
+            remove_stale_tmp(&inner.dir)?;
+            Ok(Capability::Supported(n))
+        })
+        .await
+    }
+
+    async fn clear(&self) -> session_store::Result<Capability<u64>> {
+        self.blocking("clear", |inner| {
+            let mut all = Vec::new();
+            walk(&inner.dir, &mut |path, _| all.push(path.to_path_buf()))?;
+            let mut n = 0;
+            for path in all {
+                let key = file_key(&path);
+                let _guard = inner.lock(&key);
+                if remove_if_present(&path)? {
+                    n += 1;
+                }
+            }
+            Ok(Capability::Supported(n))
+        })
+        .await
+    }
+
+    async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>> {
+        let key = storage_key(id);
+        self.blocking("read", move |inner| {
+            let path = inner.path(&key);
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mtime = fs::metadata(&path)?.modified()?;
+            let content = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            Ok(Some(AtRest {
+                kind: "file".into(),
+                location: path.display().to_string(),
+                facts: vec![
+                    ("size".into(), format!("{} bytes", bytes.len())),
+                    (
+                        "mtime (= expiry)".into(),
+                        crate::web::format::datetime(OffsetDateTime::from(mtime)),
+                    ),
+                ],
+                content: Some(content),
+            }))
+        })
+        .await
+    }
+}
+
+fn file_key(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn remove_if_present(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_record_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Calls `f(path, mtime)` for every record file (two folder levels deep),
+/// reading metadata only. Files that vanish mid-walk are skipped.
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path, SystemTime)) -> io::Result<()> {
+    for level1 in read_dir_or_empty(dir)? {
+        for level2 in read_dir_or_empty(&level1)? {
+            for entry in read_dir_or_empty(&level2)? {
+                let is_record = entry
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_record_name);
+                if !is_record {
+                    continue;
+                }
+                match fs::metadata(&entry).and_then(|m| m.modified()) {
+                    Ok(mtime) => f(&entry, mtime),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_dir_or_empty(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.map(|e| e.path())).collect(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn remove_stale_tmp(dir: &Path) -> io::Result<()> {
+    let cutoff = SystemTime::now() - STALE_TMP;
+    for level1 in read_dir_or_empty(dir)? {
+        for level2 in read_dir_or_empty(&level1)? {
+            for entry in read_dir_or_empty(&level2)? {
+                let is_tmp = entry
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(TMP_PREFIX));
+                // Temp files carry the record's future expiry as mtime, so
+                // age is judged by the inode change time instead.
+                let old = fs::metadata(&entry)
+                    .map(|m| {
+                        use std::os::unix::fs::MetadataExt;
+                        let ctime =
+                            SystemTime::UNIX_EPOCH + Duration::from_secs(m.ctime().max(0) as u64);
+                        ctime < cutoff
+                    })
+                    .unwrap_or(false);
+                if is_tmp && old {
+                    let _ = fs::remove_file(&entry);
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! Sessions: the middleware, the per-request store wrapper, and the stores.
+//! The backend is chosen once, at start-up, from `session.backend`;
+//! handlers never know which one is in use.
+
+pub mod file;
+pub mod keys;
+pub mod layer;
+pub mod memory;
+pub mod request_store;
+pub mod store;
+pub mod view;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config::{Backend, Settings};
+use store::SiteStore;
+
+/// Opens the configured server-side store. `None` for the cookie backend,
+/// which keeps nothing on the server.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn SiteStore>>> {
+    let s = &settings.session;
+    let store: Arc<dyn SiteStore> = match s.backend {
+        Backend::File => Arc::new(
+            file::FileStore::open(&s.file.dir, s.file.fsync)
+                .with_context(|| format!("opening the session folder {}", s.file.dir.display()))?,
+        ),
+        Backend::Memory => Arc::new(memory::MemoryStore::new()),
+        other => anyhow::bail!(
+            "session.backend = \"{other}\" is not available in this build yet; use \"file\" or \"memory\""
+        ),
+    };
+    Ok(Some(store))
+}

@@ -1,0 +1,214 @@
+//! The contract every server-side store fulfils, and the pieces they share:
+//! the storage key (a hash of the session id, never the id itself) and the
+//! stored value (data and expiry, never the id).
+//!
+//! Every store implements `tower_sessions::SessionStore`, so it also works
+//! with tower-sessions' own layer, plus [`SiteStore`]: the operations the
+//! site's middleware and the CLI need and that `SessionStore` cannot express
+//! (update-only saves that report "gone", expiry-only touches, admin counts).
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tower_sessions::SessionStore;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store;
+
+/// What an update-only write (save or touch) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The record existed and was written.
+    Written,
+    /// The record was absent (deleted or expired): nothing was written, and
+    /// nothing must be, or a logged-out session would come back.
+    Gone,
+}
+
+/// A count that a store may be unable to give (memcached cannot enumerate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability<T> {
+    Supported(T),
+    /// The store cannot do this; the string says why, for people.
+    Unsupported(&'static str),
+}
+
+/// Where and how one session lives at rest, for the root page's panel.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AtRest {
+    /// One line: "file", "SQLite row", "Redis key", ...
+    pub kind: String,
+    /// Where: a path, a table and key, a Redis key.
+    pub location: String,
+    /// Extra facts as label/value pairs (size, TTL, ...).
+    pub facts: Vec<(String, String)>,
+    /// The stored bytes as text, when they are worth showing.
+    pub content: Option<String>,
+}
+
+/// The site's store operations, beyond `SessionStore`.
+///
+/// Contract (checked by the conformance suite in `tests/conformance`):
+/// - `SessionStore::create` is insert-only and retries with a fresh id on
+///   conflict; `SessionStore::save` delegates to [`SiteStore::save_existing`].
+/// - `load` returns `None` for a missing, expired or undecodable record
+///   (the last is logged with a fingerprint, never the id).
+/// - `save_existing` and `touch` never create a record.
+#[async_trait]
+pub trait SiteStore: SessionStore {
+    /// Update-only save of the whole record (data and `expiry_date`).
+    async fn save_existing(&self, record: &Record) -> session_store::Result<WriteOutcome>;
+
+    /// Moves the stored expiry only; data written meanwhile is kept.
+    async fn touch(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+    ) -> session_store::Result<WriteOutcome>;
+
+    /// Can the store be reached right now?
+    async fn ping(&self) -> session_store::Result<()>;
+
+    /// How many records are stored (expired ones not yet purged included).
+    async fn count(&self) -> session_store::Result<Capability<u64>>;
+
+    /// How many stored records are expired.
+    async fn count_expired(&self) -> session_store::Result<Capability<u64>>;
+
+    /// Deletes expired records; returns how many.
+    async fn purge_expired(&self) -> session_store::Result<Capability<u64>>;
+
+    /// Deletes every record of this store (its directory, table or prefix
+    /// only); returns how many.
+    async fn clear(&self) -> session_store::Result<Capability<u64>>;
+
+    /// Describes the stored form of one session, for the "at rest" panel.
+    async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>>;
+}
+
+/// The key a record is stored under: `hex(SHA-256("ws-id" ‖ id))`.
+/// A dump of the store therefore never reveals a usable cookie value.
+pub fn storage_key(id: &Id) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"ws-id");
+    hasher.update(id.to_string().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The short public name of a session: the first 8 hex digits of
+/// `SHA-256("ws-fp" ‖ id)`. Pages and logs show this, never the id.
+pub fn fingerprint(id: &Id) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"ws-fp");
+    hasher.update(id.to_string().as_bytes());
+    hex::encode(&hasher.finalize()[..4])
+}
+
+/// The stored value: data and expiry, and deliberately not the id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredValue {
+    /// Expiry as unix milliseconds.
+    pub expires_at_ms: i64,
+    pub data: HashMap<String, Value>,
+}
+
+impl StoredValue {
+    pub fn from_record(record: &Record) -> Self {
+        Self {
+            expires_at_ms: unix_ms(record.expiry_date),
+            data: record.data.clone(),
+        }
+    }
+
+    pub fn into_record(self, id: Id) -> Record {
+        Record {
+            id,
+            data: self.data,
+            expiry_date: from_unix_ms(self.expires_at_ms),
+        }
+    }
+}
+
+/// Serializes a record's data and expiry (the id is left out).
+pub fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
+    encode_parts(&record.data, record.expiry_date)
+}
+
+/// Serializes data and expiry without cloning the data map.
+pub fn encode_parts(
+    data: &HashMap<String, Value>,
+    expiry: OffsetDateTime,
+) -> session_store::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Borrowed<'a> {
+        expires_at_ms: i64,
+        data: &'a HashMap<String, Value>,
+    }
+    serde_json::to_vec(&Borrowed {
+        expires_at_ms: unix_ms(expiry),
+        data,
+    })
+    .map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+/// Parses what [`encode`] wrote.
+pub fn decode(id: Id, bytes: &[u8]) -> session_store::Result<Record> {
+    serde_json::from_slice::<StoredValue>(bytes)
+        .map(|value| value.into_record(id))
+        .map_err(|e| session_store::Error::Decode(e.to_string()))
+}
+
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A store error whose message names the backend and the operation, never
+/// the session id.
+pub fn backend_error(what: &str, err: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(format!("{what}: {err}"))
+}
+
+/// How many times `create` draws a fresh id after a conflict before giving up.
+/// With 128 random bits a single conflict is already a near impossibility.
+pub const CREATE_ATTEMPTS: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_key_is_a_hash_not_the_id() {
+        let id = Id::default();
+        let key = storage_key(&id);
+        assert_eq!(key.len(), 64);
+        assert!(!key.contains(&id.to_string()));
+        assert_eq!(key, storage_key(&id), "stable for one id");
+        assert_ne!(key, storage_key(&Id::default()));
+    }
+
+    #[test]
+    fn encode_leaves_the_id_out_and_round_trips() {
+        let id = Id::default();
+        let mut data = HashMap::new();
+        data.insert("k".to_owned(), Value::from("v"));
+        let expiry = from_unix_ms(unix_ms(OffsetDateTime::now_utc()));
+        let record = Record {
+            id,
+            data,
+            expiry_date: expiry,
+        };
+        let bytes = encode(&record).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!text.contains(&id.to_string()));
+        assert_eq!(decode(id, &bytes).unwrap(), record);
+    }
+}

@@ -1,0 +1,55 @@
+//! Logging through `tracing`: one subscriber per process, and the request
+//! span (method, matched route, status, latency, session fingerprint).
+//! Session ids and cookie values are never logged; headers are not recorded.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::MatchedPath;
+use axum::http::{Request, Response};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default filter.
+/// Safe to call twice (the second call does nothing).
+pub fn init(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .compact()
+        .try_init();
+}
+
+/// Wraps every route in a request span and logs each response once.
+pub fn with_tracing<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request<axum::body::Body>| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "(unmatched)".into());
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    route,
+                    session = tracing::field::Empty,
+                )
+            })
+            .on_request(())
+            .on_response(
+                |res: &Response<axum::body::Body>, latency: Duration, _: &Span| {
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "answered"
+                    );
+                },
+            )
+            .on_failure(()),
+    )
+}

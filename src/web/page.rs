@@ -1,0 +1,135 @@
+//! What page handlers share: the layout, the CSRF token to render (and the
+//! nonce cookie it may need), the CSRF check of a posted form, and form
+//! extraction with readable 400/415 pages.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use super::csrf::{Binding, NONCE_COOKIE, valid_nonce};
+use super::site_session::SiteSession;
+use super::templates::Layout;
+use crate::error::{AppError, PageError};
+use crate::state::AppState;
+
+/// The value of cookie `name` in the request headers.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .flat_map(|h| h.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A token to put in this page's forms, and the nonce cookie to send when
+/// the visitor has neither a session nor a nonce yet.
+pub struct CsrfForPage {
+    pub token: String,
+    pub set_cookie: Option<HeaderValue>,
+}
+
+pub fn csrf_for_page(state: &AppState, session: &SiteSession, headers: &HeaderMap) -> CsrfForPage {
+    if let Some(id) = session.session.id() {
+        return CsrfForPage {
+            token: state.csrf.token(&Binding::Session(id)),
+            set_cookie: None,
+        };
+    }
+    if let Some(nonce) = cookie_value(headers, NONCE_COOKIE).filter(|n| valid_nonce(n)) {
+        return CsrfForPage {
+            token: state.csrf.token(&Binding::Nonce(nonce)),
+            set_cookie: None,
+        };
+    }
+    let (nonce, cookie) = state.csrf.new_nonce();
+    CsrfForPage {
+        token: state.csrf.token(&Binding::Nonce(nonce)),
+        set_cookie: HeaderValue::from_str(&cookie.to_string()).ok(),
+    }
+}
+
+/// Refuses a posted form whose token matches neither the session nor the
+/// nonce cookie: 403, and nothing changes.
+pub fn check_csrf(
+    state: &AppState,
+    session: &SiteSession,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<(), PageError> {
+    let mut bindings = Vec::with_capacity(2);
+    if let Some(id) = session.session.id() {
+        bindings.push(Binding::Session(id));
+    }
+    if let Some(nonce) = cookie_value(headers, NONCE_COOKIE).filter(|n| valid_nonce(n)) {
+        bindings.push(Binding::Nonce(nonce));
+    }
+    if state.csrf.verify(token, &bindings) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "This form has expired or did not come from this site (CSRF check failed). Nothing was changed: reload the page and try again.".into(),
+        )
+        .into())
+    }
+}
+
+pub async fn layout(
+    state: &AppState,
+    session: &SiteSession,
+    title: &str,
+) -> Result<Layout, AppError> {
+    Ok(Layout {
+        title: title.to_owned(),
+        backend: state.backend.to_string(),
+        user: session.user().await?.map(|u| u.name),
+        flash: None,
+    })
+}
+
+/// Adds the nonce cookie, if any, to a rendered page.
+pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `axum::Form`, but a bad body is a readable 400 page (415 for a wrong
+/// content type) instead of a plain-text rejection.
+pub struct PageForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for PageForm<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::FormRejection;
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(value)) => Ok(PageForm(value)),
+            Err(FormRejection::InvalidFormContentType(_)) => {
+                Err(PageError::from(AppError::UnsupportedMediaType(
+                    "Forms must be sent as application/x-www-form-urlencoded.".into(),
+                ))
+                .into_response())
+            }
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(
+                    PageError::from(AppError::PayloadTooLarge("The form is too large.".into()))
+                        .into_response(),
+                )
+            }
+            Err(rejection) => Err(PageError::from(AppError::BadRequest(format!(
+                "The form could not be read: {}",
+                rejection.body_text()
+            )))
+            .into_response()),
+        }
+    }
+}
