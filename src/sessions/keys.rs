@@ -1,7 +1,7 @@
 //! The keys the site keeps in every session for itself. Keys starting with
 //! `_` are refused on every write from outside (pages and API).
 
-/// Unix seconds of the first save; kept by `cycle_id`, so the absolute
+/// Unix milliseconds of the first save; kept by `cycle_id`, so the absolute
 /// timeout counts from the session's real start.
 pub const CREATED_AT: &str = "_created_at";
 /// The visit counter, incremented by `GET /` when a session exists.

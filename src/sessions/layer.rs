@@ -239,10 +239,14 @@ where
                 ) => Some(
                     config
                         .cookie
-                        .build(id.to_string(), expires_at - OffsetDateTime::now_utc()),
+                        .build(id.to_string(), max_age_until(expires_at)),
                 ),
                 // Gone: the session was deleted meanwhile; it stays deleted.
                 (Some(LastWrite::Gone), _) => None,
+                // Nothing to store (flushed, or emptied): drop the cookie.
+                // (`Session::save` assigns an id even then, so test this first.)
+                (Some(LastWrite::Skipped), _) if had_cookie => Some(config.cookie.removal()),
+                (Some(LastWrite::Skipped), _) => None,
                 // Deleted here, or the cookie named no live session.
                 (_, None) if had_cookie => Some(config.cookie.removal()),
                 _ => None,
@@ -269,10 +273,10 @@ async fn maybe_touch(
     };
     let now = OffsetDateTime::now_utc();
     let target = config.policy.expiry(loaded.created_at.unwrap_or(now), now);
-    if loaded.expires_at < target - to_time(config.touch_interval) {
-        if request_store.touch(&id, target).await? == WriteOutcome::Gone {
-            tracing::debug!("touch found the session gone");
-        }
+    if loaded.expires_at < target - to_time(config.touch_interval)
+        && request_store.touch(&id, target).await? == WriteOutcome::Gone
+    {
+        tracing::debug!("touch found the session gone");
     }
     Ok(())
 }
@@ -287,6 +291,15 @@ pub fn session_cookie(req: &Request<Body>, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v.trim_matches('"').to_owned())
+}
+
+/// Max-Age rounded *up* to whole seconds: rounding down would make the
+/// browser drop the cookie before the server lets the session go.
+fn max_age_until(expires_at: OffsetDateTime) -> time::Duration {
+    let left = (expires_at - OffsetDateTime::now_utc())
+        .as_seconds_f64()
+        .ceil();
+    time::Duration::seconds(left.max(0.0) as i64)
 }
 
 fn to_time(d: Duration) -> time::Duration {

@@ -132,7 +132,7 @@ pub fn created_at_of(
     record_data
         .get(CREATED_AT)
         .and_then(Value::as_i64)
-        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .map(super::store::from_unix_ms)
 }
 
 /// Only keys that are the site's bookkeeping: such a session holds nothing.
@@ -150,9 +150,10 @@ impl SessionStore for RequestStore {
         let now = OffsetDateTime::now_utc();
         // Cycling keeps `_created_at`: a new id never restarts the absolute timeout.
         let created_at = created_at_of(&record.data).unwrap_or_else(|| {
-            record
-                .data
-                .insert(CREATED_AT.to_owned(), Value::from(now.unix_timestamp()));
+            record.data.insert(
+                CREATED_AT.to_owned(),
+                Value::from(super::store::unix_ms(now)),
+            );
             now
         });
         record.expiry_date = self.policy.expiry(created_at, now);
@@ -167,9 +168,10 @@ impl SessionStore for RequestStore {
         let now = OffsetDateTime::now_utc();
         let mut record = record.clone();
         let created_at = created_at_of(&record.data).unwrap_or_else(|| {
-            record
-                .data
-                .insert(CREATED_AT.to_owned(), Value::from(now.unix_timestamp()));
+            record.data.insert(
+                CREATED_AT.to_owned(),
+                Value::from(super::store::unix_ms(now)),
+            );
             now
         });
         record.expiry_date = self.policy.expiry(created_at, now);

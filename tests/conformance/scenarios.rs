@@ -1,0 +1,665 @@
+//! The scenarios every backend must pass. Each spawns its own app and store
+//! and ends with `finish()`, which proves the store empty.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{Kind, max_age, set_cookies, spawn_app, spawn_app_with};
+
+const COOKIE: &str = "session_id";
+
+pub async fn new_visitor_gets_no_session(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    for path in [
+        "/",
+        "/api/session",
+        "/session/get?key=a&default=d",
+        "/api/session/a",
+        "/api/session/expiry",
+    ] {
+        let resp = me.get(path).await;
+        assert!(
+            resp.status() == StatusCode::OK || resp.status() == StatusCode::NOT_FOUND,
+            "{path}"
+        );
+        assert!(
+            set_cookies(resp.headers(), COOKIE).is_empty(),
+            "{path} set a session cookie"
+        );
+    }
+    let body = me.session().await;
+    assert_eq!(body["new"], json!(true));
+    assert_eq!(body["fingerprint"], Value::Null);
+    assert_eq!(body["expires_at"], Value::Null);
+    assert_eq!(body["data"], json!({}));
+    assert_eq!(app.count().await, 0, "looking created a record");
+    app.finish().await;
+}
+
+pub async fn create_read_update(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    let resp = me.put_json("/api/session/color", &json!("blue")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        set_cookies(resp.headers(), COOKIE).len(),
+        1,
+        "first write sets the cookie"
+    );
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"key": "color", "value": "blue"})
+    );
+    assert_eq!(me.value("color").await, Some(json!("blue")));
+    me.set("color", json!({"r": 1, "g": [2, 3]})).await;
+    me.set("n", json!(42)).await;
+    assert_eq!(me.value("color").await, Some(json!({"r": 1, "g": [2, 3]})));
+    let body = me.session().await;
+    assert_eq!(body["new"], json!(false));
+    assert_eq!(body["backend"], json!(kind.backend().as_str()));
+    assert_eq!(
+        body["data"],
+        json!({"color": {"r": 1, "g": [2, 3]}, "n": 42}),
+        "only the visitor's keys"
+    );
+    let fp = body["fingerprint"].as_str().expect("fingerprint");
+    assert_eq!(fp.len(), 8);
+    assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(body["expires_at"].as_str().is_some());
+    assert_eq!(app.count().await, 1);
+    app.finish().await;
+}
+
+pub async fn cookie_attributes(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    let resp = me.put_json("/api/session/a", &json!(1)).await;
+    let cookies = set_cookies(resp.headers(), COOKIE);
+    let cookie = cookies.first().expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "test profile is not secure: {cookie}"
+    );
+    let idle = app.settings.session.idle_timeout.as_secs() as i64;
+    let age = max_age(cookie).expect("Max-Age");
+    assert!(
+        (idle - 2..=idle).contains(&age),
+        "Max-Age {age} vs idle {idle}"
+    );
+    let value = me.session_cookie(COOKIE).expect("cookie in jar");
+    assert_eq!(value.len(), 22, "128 random bits, base64url");
+    app.finish().await;
+}
+
+pub async fn remove_key(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    me.set("b", json!(2)).await;
+    assert_eq!(
+        me.delete("/api/session/a").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(me.value("a").await, None);
+    assert_eq!(me.value("b").await, Some(json!(2)));
+    assert_eq!(
+        me.delete("/api/session/a").await.status(),
+        StatusCode::NO_CONTENT,
+        "absent is fine"
+    );
+    assert_eq!(me.session().await["data"], json!({"b": 2}));
+    app.finish().await;
+}
+
+pub async fn explicit_save(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    let resp = me.post("/api/session/save").await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(
+        set_cookies(resp.headers(), COOKIE).is_empty(),
+        "no session: no cookie"
+    );
+    assert_eq!(app.count().await, 0, "saving nothing created a record");
+    me.set("a", json!(1)).await;
+    let resp = me.post("/api/session/save").await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        set_cookies(resp.headers(), COOKIE).len(),
+        1,
+        "a save re-sends the cookie"
+    );
+    assert_eq!(me.value("a").await, Some(json!(1)));
+    app.finish().await;
+}
+
+pub async fn delete_session(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let old = me.session_cookie(COOKIE).expect("cookie");
+    let resp = me.delete("/api/session").await;
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let removal = set_cookies(resp.headers(), COOKIE);
+    assert_eq!(removal.len(), 1, "the cookie is removed");
+    assert_eq!(max_age(removal[0]), Some(0));
+    assert_eq!(me.session_cookie(COOKIE), None);
+    assert_eq!(app.count().await, 0, "the record is gone");
+    me.set_cookie(COOKIE, &old);
+    let body = me.session().await;
+    assert_eq!(body["new"], json!(true), "the old cookie names nothing");
+    assert_eq!(body["data"], json!({}));
+    app.finish().await;
+}
+
+pub async fn cycle_keeps_data_and_kills_old_id(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!("kept")).await;
+    let before = me.session().await["fingerprint"].clone();
+    let old = me.session_cookie(COOKIE).expect("cookie");
+    let resp = me.post("/api/session/cycle").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let new_fp = resp.json::<Value>().await.unwrap()["fingerprint"].clone();
+    assert!(new_fp.is_string());
+    assert_ne!(new_fp, before);
+    let body = me.session().await;
+    assert_eq!(body["fingerprint"], new_fp);
+    assert_eq!(body["data"], json!({"a": "kept"}));
+    assert_ne!(me.session_cookie(COOKIE).unwrap(), old);
+    assert_eq!(app.count().await, 1, "the old record is gone, one remains");
+
+    let attacker = app.visitor();
+    attacker.set_cookie(COOKIE, &old);
+    assert_eq!(
+        attacker.session().await["new"],
+        json!(true),
+        "the old id is dead"
+    );
+
+    let nobody = app.visitor();
+    let resp = nobody.post("/api/session/cycle").await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"fingerprint": null})
+    );
+    assert_eq!(nobody.session_cookie(COOKIE), None);
+    app.finish().await;
+}
+
+pub async fn idle_expiry(kind: Kind) {
+    let Some(app) = spawn_app_with(kind, |s| s.session.idle_timeout = Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let body = me.session().await;
+    assert_eq!(
+        body["new"],
+        json!(true),
+        "idle for longer than idle_timeout"
+    );
+    assert_eq!(body["data"], json!({}));
+    app.finish().await;
+}
+
+pub async fn absolute_expiry(kind: Kind) {
+    let Some(app) = spawn_app_with(kind, |s| {
+        s.session.idle_timeout = Duration::from_secs(2);
+        s.session.absolute_timeout = Duration::from_secs(3);
+        s.session.touch_interval = Duration::ZERO;
+    })
+    .await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let mut alive_until_cap = true;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        alive_until_cap &= me.session().await["new"] == json!(false);
+    }
+    assert!(
+        alive_until_cap,
+        "activity keeps the session alive before the cap"
+    );
+    // 2.4 s in: the cap (3 s) has not passed, but the stored expiry is capped.
+    let expires = me
+        .get("/api/session/expiry")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(
+        expires["seconds_left"].as_i64().unwrap() <= 1,
+        "expiry capped at created + absolute: {expires}"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        me.session().await["new"],
+        json!(true),
+        "absolute timeout ends an active session"
+    );
+    app.finish().await;
+}
+
+async fn expires_at(me: &crate::support::Visitor) -> String {
+    me.get("/api/session/expiry")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .to_owned()
+}
+
+pub async fn extend_on_every_request(kind: Kind) {
+    let Some(app) = spawn_app_with(kind, |s| s.session.touch_interval = Duration::ZERO).await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let first = expires_at(&me).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let resp = me.get("/api/session/a").await;
+    assert_eq!(
+        set_cookies(resp.headers(), COOKIE).len(),
+        1,
+        "a touch re-sends the cookie"
+    );
+    let second = expires_at(&me).await;
+    assert!(
+        second > first,
+        "a read extended the session: {first} -> {second}"
+    );
+    app.finish().await;
+}
+
+pub async fn extend_off_only_writes_extend(kind: Kind) {
+    let Some(app) = spawn_app_with(kind, |s| {
+        s.session.extend_on_every_request = false;
+        s.session.touch_interval = Duration::ZERO;
+    })
+    .await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let first = expires_at(&me).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let resp = me.get("/api/session/a").await;
+    assert!(
+        set_cookies(resp.headers(), COOKIE).is_empty(),
+        "no touch, no cookie"
+    );
+    assert_eq!(expires_at(&me).await, first, "a read did not extend");
+    me.set("b", json!(2)).await;
+    assert!(expires_at(&me).await > first, "a write extends");
+    app.finish().await;
+}
+
+pub async fn touch_interval_throttles(kind: Kind) {
+    let Some(app) =
+        spawn_app_with(kind, |s| s.session.touch_interval = Duration::from_secs(30)).await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let first = expires_at(&me).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let resp = me.get("/api/session/a").await;
+    assert!(
+        set_cookies(resp.headers(), COOKIE).is_empty(),
+        "within touch_interval: no touch"
+    );
+    assert_eq!(expires_at(&me).await, first);
+    app.finish().await;
+}
+
+pub async fn expiry_route_never_extends(kind: Kind) {
+    let Some(app) = spawn_app_with(kind, |s| s.session.touch_interval = Duration::ZERO).await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let first = expires_at(&me).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let resp = me.get("/api/session/expiry").await;
+    assert!(set_cookies(resp.headers(), COOKIE).is_empty());
+    let body = resp.json::<Value>().await.unwrap();
+    assert_eq!(
+        body["expires_at"].as_str(),
+        Some(first.as_str()),
+        "polling did not extend"
+    );
+    assert!(body["seconds_left"].as_i64().unwrap() > 0);
+    app.finish().await;
+}
+
+pub async fn purge_expired(kind: Kind) {
+    let Some(app) = spawn_app_with(kind, |s| s.session.idle_timeout = Duration::from_secs(2)).await
+    else {
+        return;
+    };
+    for i in 0..3 {
+        app.visitor().set("i", json!(i)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let live = app.visitor();
+    live.set("live", json!(true)).await;
+    let expired = app.store.count_expired().await.unwrap();
+    let purged = app.store.purge_expired().await.unwrap();
+    use websessions::sessions::store::Capability;
+    assert_eq!(expired, Capability::Supported(3));
+    assert_eq!(purged, Capability::Supported(3));
+    assert_eq!(app.count().await, 1, "only the live session is left");
+    assert_eq!(live.value("live").await, Some(json!(true)));
+    app.finish().await;
+}
+
+pub async fn clear(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let visitors: Vec<_> = (0..3).map(|_| app.visitor()).collect();
+    for v in &visitors {
+        v.set("a", json!(1)).await;
+    }
+    use websessions::sessions::store::Capability;
+    assert_eq!(app.store.clear().await.unwrap(), Capability::Supported(3));
+    assert_eq!(app.count().await, 0);
+    for v in &visitors {
+        assert_eq!(v.session().await["new"], json!(true));
+    }
+    app.finish().await;
+}
+
+pub async fn bad_cookies_give_a_fresh_session(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let owner = app.visitor();
+    owner.set("secret", json!("owner's")).await;
+    let bad = [
+        "garbage".to_owned(),
+        "x".repeat(8 * 1024),
+        "../../etc/passwd".to_owned(),
+        "AAAAAAAAAAAAAAAAAAAAAA".to_owned(), // well-formed, unknown
+        "0123456789abcdef0123456789abcdef".to_owned(), // another format's id
+        "%00%ff%fe".to_owned(),
+    ];
+    for value in &bad {
+        let v = app.visitor();
+        let resp = v
+            .client
+            .get(v.url("/api/session"))
+            .header("cookie", format!("{COOKIE}={value}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "cookie {value:.40}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["new"], json!(true));
+        assert_eq!(body["data"], json!({}), "never another visitor's data");
+        let resp = v
+            .client
+            .put(v.url("/api/session/k"))
+            .header("cookie", format!("{COOKIE}={value}"))
+            .json(&json!("v"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let fresh = set_cookies(resp.headers(), COOKIE);
+        assert_eq!(fresh.len(), 1);
+        assert!(
+            !fresh[0].starts_with(&format!("{COOKIE}={value};")),
+            "the bad id was not adopted"
+        );
+    }
+    let resp = app
+        .visitor()
+        .client
+        .get(app.url("/api/session"))
+        .header("cookie", b"session_id=\xff\xfe".as_slice())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "a non-UTF-8 cookie");
+    assert_eq!(owner.value("secret").await, Some(json!("owner's")));
+    app.finish().await;
+}
+
+pub async fn no_resurrection_after_delete(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let old = me.session_cookie(COOKIE).unwrap();
+    let copy = app.visitor();
+    copy.set_cookie(COOKIE, &old);
+    assert_eq!(
+        copy.value("a").await,
+        Some(json!(1)),
+        "a copy of the cookie reads the session"
+    );
+    assert_eq!(
+        me.delete("/api/session").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // The copy writes after the delete: it must get a new session, and the
+    // deleted one must not come back.
+    let resp = copy.put_json("/api/session/b", &json!(2)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let new_cookie = copy.session_cookie(COOKIE).unwrap();
+    assert_ne!(new_cookie, old);
+    assert_eq!(
+        copy.session().await["data"],
+        json!({"b": 2}),
+        "nothing of the deleted session"
+    );
+    let replay = app.visitor();
+    replay.set_cookie(COOKIE, &old);
+    assert_eq!(replay.session().await["new"], json!(true));
+    app.finish().await;
+}
+
+pub async fn concurrent_visitors_never_mix(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let v = app.visitor();
+        tasks.push(tokio::spawn(async move {
+            v.set("who", json!(i)).await;
+            for round in 0..3 {
+                v.set("round", json!(round)).await;
+                let body = v.session().await;
+                assert_eq!(
+                    body["data"],
+                    json!({"who": i, "round": round}),
+                    "visitor {i} saw other data"
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("visitor task");
+    }
+    assert_eq!(app.count().await, 50);
+    app.finish().await;
+}
+
+pub async fn size_limits(kind: Kind) {
+    let Some(app) = spawn_app_with(kind, |s| {
+        s.session.max_value_bytes = 100;
+        s.session.max_session_bytes = 300;
+    })
+    .await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!("x".repeat(90))).await;
+    let resp = me
+        .put_json("/api/session/big", &json!("x".repeat(150)))
+        .await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        resp.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("100")
+    );
+    me.set("b", json!("y".repeat(90))).await;
+    let resp = me.put_json("/api/session/c", &json!("z".repeat(90))).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "session total over 300 bytes"
+    );
+    let data = me.session().await["data"].clone();
+    assert_eq!(
+        data,
+        json!({"a": "x".repeat(90), "b": "y".repeat(90)}),
+        "the session stayed as it was"
+    );
+    app.finish().await;
+}
+
+pub async fn bad_keys_and_bodies(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("ok", json!(1)).await;
+    let long = "k".repeat(129);
+    for (path, status) in [
+        (format!("/api/session/{long}"), StatusCode::BAD_REQUEST),
+        ("/api/session/_visits".to_owned(), StatusCode::BAD_REQUEST),
+        ("/api/session/a%0Ab".to_owned(), StatusCode::BAD_REQUEST),
+    ] {
+        let resp = me.put_json(&path, &json!(1)).await;
+        assert_eq!(resp.status(), status, "PUT {path:.40}");
+        assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
+    }
+    assert_eq!(
+        me.delete("/api/session/_created_at").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    let resp = me
+        .client
+        .put(me.url("/api/session/x"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = me
+        .client
+        .put(me.url("/api/session/x"))
+        .header("content-type", "text/plain")
+        .body("1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let resp = me
+        .client
+        .put(me.url("/api/session/x"))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "deep nesting");
+    let huge = format!("\"{}\"", "h".repeat(2 * 1024 * 1024));
+    let resp = me
+        .client
+        .put(me.url("/api/session/x"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "over the body limit"
+    );
+    let resp = me
+        .client
+        .put(me.url("/api/session/x"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "cross-site write");
+    assert_eq!(me.get("/nope").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        me.client
+            .patch(me.url("/api/session"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        me.session().await["data"],
+        json!({"ok": 1}),
+        "nothing changed"
+    );
+    app.finish().await;
+}
+
+pub async fn health(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    let resp = me.get("/healthz").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"status": "ok", "backend": kind.backend().as_str()})
+    );
+    let resp = me.get("/healthz/live").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("set-cookie").is_none());
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    app.finish().await;
+}

@@ -1,0 +1,347 @@
+//! The test harness: the real app on a real port with a store of its own,
+//! a cookie-keeping HTTP client, and a `finish()` that clears the store and
+//! proves it empty. A `TestApp` dropped without `finish()` fails the test,
+//! so no test can forget to clean up.
+#![allow(dead_code)]
+
+use std::sync::{Arc, LazyLock};
+
+use reqwest::StatusCode;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use websessions::config::{self, Backend, LoadOptions, Settings};
+use websessions::sessions::store::{Capability, SiteStore};
+use websessions::startup::Application;
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Memory,
+}
+
+impl Kind {
+    pub fn backend(self) -> Backend {
+        match self {
+            Kind::File => Backend::File,
+            Kind::Memory => Backend::Memory,
+        }
+    }
+}
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        websessions::telemetry::init("debug");
+    }
+});
+
+/// The `test` profile from the repository's `config/`, no env vars read.
+pub fn test_settings() -> Settings {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    config::load(&LoadOptions::profile_in("test", dir))
+        .expect("the test profile loads")
+        .settings
+}
+
+/// Where a test's store lives, removed when the test ends.
+struct Isolation {
+    dir: TempDir,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub store: Arc<dyn SiteStore>,
+    pub kind: Kind,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    isolation: Isolation,
+    finished: bool,
+}
+
+/// Spawns the app with the test profile and an isolated store. `None` means
+/// the backend's server is not configured here: a visible skip line has
+/// been printed and the test should return.
+pub async fn spawn_app(kind: Kind) -> Option<TestApp> {
+    spawn_app_with(kind, |_| {}).await
+}
+
+pub async fn spawn_app_with(kind: Kind, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    LazyLock::force(&TRACING);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut settings = test_settings();
+    settings.session.backend = kind.backend();
+    settings.session.file.dir = dir.path().join("sessions");
+    adjust(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the app builds");
+    let store = app.store().expect("a server-side store");
+    Some(start(app, settings, store, kind, Isolation { dir }))
+}
+
+fn start(
+    app: Application,
+    settings: Settings,
+    store: Arc<dyn SiteStore>,
+    kind: Kind,
+    isolation: Isolation,
+) -> TestApp {
+    let address = format!("http://127.0.0.1:{}", app.local_addr().port());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until(shutdown.clone()));
+    let (client, jar) = new_client();
+    TestApp {
+        address,
+        settings,
+        client,
+        jar,
+        store,
+        kind,
+        shutdown,
+        server: Some(server),
+        isolation,
+        finished: false,
+    }
+}
+
+/// A fresh visitor: its own cookie jar, redirects not followed.
+pub fn new_client() -> (reqwest::Client, Arc<Jar>) {
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    (client, jar)
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Another visitor of the same app.
+    pub fn visitor(&self) -> Visitor {
+        let (client, jar) = new_client();
+        Visitor {
+            address: self.address.clone(),
+            client,
+            jar,
+        }
+    }
+
+    /// The default visitor (this app's own client).
+    pub fn me(&self) -> Visitor {
+        Visitor {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            jar: self.jar.clone(),
+        }
+    }
+
+    pub async fn count(&self) -> u64 {
+        match self.store.count().await.expect("count") {
+            Capability::Supported(n) => n,
+            Capability::Unsupported(why) => panic!("count unsupported: {why}"),
+        }
+    }
+
+    /// Ends the test: deletes this client's session, clears the store,
+    /// asserts it is empty (and, for files, that no file is left), stops
+    /// the server.
+    pub async fn finish(mut self) {
+        let _ = self.client.delete(self.url("/api/session")).send().await;
+        self.store.clear().await.expect("clear the store");
+        assert_eq!(self.count().await, 0, "store not empty after clear");
+        if self.kind == Kind::File {
+            let left = files_under(&self.settings.session.file.dir);
+            assert!(left.is_empty(), "session files left behind: {left:?}");
+        }
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server ran cleanly");
+        }
+        self.finished = true;
+    }
+
+    /// Stops the server without cleaning up (to restart over the same store).
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    pub fn temp_dir(&self) -> &std::path::Path {
+        self.isolation.dir.path()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if !self.finished && !std::thread::panicking() {
+            panic!("TestApp dropped without finish(): the test did not clean its sessions up");
+        }
+    }
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// One browser-like visitor: a client with its own cookie jar.
+#[derive(Clone)]
+pub struct Visitor {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+}
+
+impl Visitor {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn put_json(&self, path: &str, value: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .json(value)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.expect("POST")
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST form")
+    }
+
+    /// `GET /api/session` as JSON.
+    pub async fn session(&self) -> Value {
+        let resp = self.get("/api/session").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.expect("JSON")
+    }
+
+    pub async fn set(&self, key: &str, value: Value) {
+        let resp = self.put_json(&format!("/api/session/{key}"), &value).await;
+        assert_eq!(resp.status(), StatusCode::OK, "PUT {key}");
+    }
+
+    pub async fn value(&self, key: &str) -> Option<Value> {
+        let resp = self.get(&format!("/api/session/{key}")).await;
+        match resp.status() {
+            StatusCode::OK => Some(resp.json::<Value>().await.expect("JSON")["value"].clone()),
+            StatusCode::NOT_FOUND => None,
+            other => panic!("GET {key}: unexpected {other}"),
+        }
+    }
+
+    /// The session cookie value this visitor holds, if any.
+    pub fn session_cookie(&self, name: &str) -> Option<String> {
+        let url = self.address.parse().expect("URL");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_owned())
+    }
+
+    /// Replaces the session cookie (to replay an old one, or forge one).
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        let url = self.address.parse().expect("URL");
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
+    }
+
+    /// The CSRF token of the root page's forms (fetching the page first).
+    pub async fn csrf_token(&self) -> String {
+        let html = self.get("/").await.text().await.expect("page");
+        csrf_from(&html)
+    }
+}
+
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
+    let end = start + html[start..].find('"').expect("end of token");
+    html[start..end].to_owned()
+}
+
+/// The `Set-Cookie` headers of a response that set cookie `name`.
+pub fn set_cookies<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .filter(|h| h.starts_with(&format!("{name}=")))
+        .collect()
+}
+
+/// The Max-Age of a `Set-Cookie` line, in seconds.
+pub fn max_age(set_cookie: &str) -> Option<i64> {
+    set_cookie
+        .split(';')
+        .map(str::trim)
+        .find_map(|attr| attr.strip_prefix("Max-Age="))
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn assert_see_other(resp: &reqwest::Response, location: &str) {
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "expected 303");
+    assert_eq!(
+        resp.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some(location),
+        "redirect target"
+    );
+}
