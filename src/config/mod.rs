@@ -123,8 +123,9 @@ fn describe(error: &figment::Error) -> ConfigError {
                 .unwrap_or_else(|| "built-in defaults".into());
             let what = match &e.kind {
                 Kind::UnknownField(field, _) => {
-                    let full = if key.is_empty() {
-                        field.clone()
+                    // figment's path already ends with the unknown field.
+                    let full = if key.ends_with(field.as_str()) {
+                        key.clone()
                     } else {
                         format!("{key}.{field}")
                     };

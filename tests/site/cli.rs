@@ -1,0 +1,270 @@
+//! The built binary: keygen, config (masked, with sources), config errors,
+//! the production key check, sessions admin, migrate, serve + SIGTERM.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Kind, spawn_app_with};
+
+fn websessions(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websessions"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_ENV", "test")
+        .env(
+            "APP_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("APP_SESSION__FILE__DIR", dir.join("sessions"))
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run websessions")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn keygen_prints_a_fresh_64_byte_key() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let a = websessions(dir.path(), &["keygen"], &[]);
+    let b = websessions(dir.path(), &["keygen"], &[]);
+    assert!(a.status.success());
+    let key = stdout(&a).trim().to_owned();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&key)
+            .unwrap()
+            .len(),
+        64
+    );
+    assert_ne!(key, stdout(&b).trim(), "fresh every time");
+}
+
+#[test]
+fn config_shows_values_sources_and_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[
+            ("APP_SESSION__BACKEND", "memory"),
+            (
+                "APP_SESSION__REDIS__URL",
+                "redis://user:hunter2@127.0.0.1:6379",
+            ),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("profile: test"));
+    let line = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+            .to_owned()
+    };
+    assert!(
+        line("session.backend").contains("\"memory\"")
+            && line("session.backend").contains("environment variable APP_SESSION__BACKEND")
+    );
+    assert!(line("server.bind").contains("config/test.toml"));
+    assert!(line("session.cookie_name").contains("config/default.toml"));
+    assert!(line("session.secret_key").contains("masked"));
+    assert!(
+        !text.contains("d2Vic2Vzc2lvbnMt"),
+        "the key itself is never printed"
+    );
+    assert!(line("session.redis.url").contains("***") && !text.contains("hunter2"));
+}
+
+#[test]
+fn bad_config_stops_with_the_key_and_its_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_SESSION__IDLE_TIMEOUT", "soon")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("session.idle_timeout") && err.contains("APP_SESSION__IDLE_TIMEOUT"),
+        "{err}"
+    );
+
+    let out = websessions(dir.path(), &["config"], &[("APP_SESSION__COLOUR", "red")]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown key `session.colour`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_SESSION__BACKEND", "floppy")],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("session.backend"), "{}", stderr(&out));
+
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_SESSION__COOKIE_NAME", "__Host-session_id")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("__Host-") && stderr(&out).contains("secure"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_SESSION__SECRET_KEY", "c2hvcnQ=")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("session.secret_key") && err.contains("64 bytes") && !err.contains("c2hvcnQ="),
+        "{err}"
+    );
+}
+
+#[test]
+fn production_refuses_the_development_key_and_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev_key =
+        "d2Vic2Vzc2lvbnMtREVWRUxPUE1FTlQtT05MWS1rZXk6bm90LXNlY3JldDtydW4gd2Vic2Vzc2lvbnMga2V5Zw==";
+    for env in [
+        vec![("APP_ENV", "production")],
+        vec![
+            ("APP_ENV", "production"),
+            ("APP_SESSION__SECRET_KEY", dev_key),
+        ],
+    ] {
+        let out = websessions(dir.path(), &["serve"], &env);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(
+            err.contains("session.secret_key") && err.contains("keygen"),
+            "{err}"
+        );
+    }
+    let key = stdout(&websessions(dir.path(), &["keygen"], &[]))
+        .trim()
+        .to_owned();
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_ENV", "production"), ("APP_SESSION__SECRET_KEY", &key)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("session.secure = true"))
+    );
+}
+
+#[tokio::test]
+async fn sessions_stats_purge_and_clear_on_the_file_store() {
+    // Sessions made through the real app, then inspected by the binary.
+    let Some(app) = spawn_app_with(Kind::File, |s| {
+        s.session.idle_timeout = Duration::from_secs(2)
+    })
+    .await
+    else {
+        return;
+    };
+    for i in 0..3 {
+        app.visitor().set("i", json!(i)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.visitor().set("live", json!(true)).await;
+    let root = app.temp_dir().to_path_buf();
+    let run = |args: &'static [&'static str]| {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || websessions(&root, args, &[]))
+    };
+    let stats = run(&["sessions", "stats"]).await.unwrap();
+    assert!(stats.status.success(), "{}", stderr(&stats));
+    assert!(
+        stdout(&stats).contains("sessions: 4") && stdout(&stats).contains("expired: 3"),
+        "{}",
+        stdout(&stats)
+    );
+    let purge = run(&["sessions", "purge-expired"]).await.unwrap();
+    assert!(stdout(&purge).contains("purged 3"), "{}", stdout(&purge));
+    let refused = run(&["sessions", "clear"]).await.unwrap();
+    assert!(!refused.status.success() && stderr(&refused).contains("--yes"));
+    assert_eq!(app.count().await, 1, "clear without --yes deleted nothing");
+    let clear = run(&["sessions", "clear", "--yes"]).await.unwrap();
+    assert!(stdout(&clear).contains("deleted 1"), "{}", stdout(&clear));
+    let migrate = run(&["migrate"]).await.unwrap();
+    assert!(migrate.status.success() && stdout(&migrate).contains("nothing to migrate"));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn serve_prints_the_url_and_stops_gracefully_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_websessions"))
+        .args(["serve", "--backend", "memory", "--bind", "127.0.0.1:0"])
+        .env("APP_ENV", "test")
+        .env(
+            "APP_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("APP_SESSION__FILE__DIR", dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the URL is printed")
+        .to_owned();
+    assert!(line.contains("backend: memory"), "{line}");
+    let body = reqwest::get(format!("{url}healthz/live"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "ok");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful exit: {status}");
+}

@@ -1,0 +1,9 @@
+//! Site-level tests over the real app: the HTML pages and forms, the file
+//! store on disk, and the built binary's command line.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod file_store;
+mod pages;
