@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Settings, decode_key};
+use crate::routes::Sessions;
+use crate::sessions::cookie::CookieSetup;
 use crate::sessions::layer::SessionConfig;
 use crate::sessions::store::{Capability, SiteStore};
 use crate::state::AppState;
@@ -47,17 +49,19 @@ impl Application {
             .map(|k| decode_key(k.expose()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("session.previous_secret_keys: {e}"))?;
-        let Some(site_store) = store.clone() else {
-            anyhow::bail!("the cookie backend is not available in this build yet");
-        };
         let state = AppState {
             settings: settings.clone(),
             backend: s.backend,
             store: store.clone(),
             csrf: Arc::new(Csrf::new(current, previous, s.secure)),
         };
-        let session_config = Arc::new(SessionConfig::new(&settings, site_store));
-        let router = crate::routes::router(state, session_config);
+        let sessions = match &store {
+            Some(store) => Sessions::Server(Arc::new(SessionConfig::new(&settings, store.clone()))),
+            None => Sessions::Cookie(Arc::new(
+                CookieSetup::new(&settings).map_err(|e| anyhow::anyhow!(e))?,
+            )),
+        };
+        let router = crate::routes::router(state, sessions);
         let listener = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("binding {}", settings.server.bind))?;

@@ -20,23 +20,48 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::{AppError, respond};
+use crate::sessions::cookie::CookieSetup;
 use crate::sessions::layer::{SessionConfig, SessionLayer};
+
+/// Which session middleware the site runs, chosen at start-up.
+#[derive(Debug, Clone)]
+pub enum Sessions {
+    /// The site's own middleware over a server-side store.
+    Server(Arc<SessionConfig>),
+    /// tower-sessions-cookie-store's layer with the site's adapter inside.
+    Cookie(Arc<CookieSetup>),
+}
 use crate::state::AppState;
 
 /// Requests that take longer are answered 408 and their session is not saved.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn router(state: AppState, sessions: Arc<SessionConfig>) -> Router {
+pub fn router(state: AppState, sessions: Sessions) -> Router {
     // Pages, forms and the API: everything that reads or writes the session.
     let with_session = Router::new()
         .merge(pages::router())
         .merge(session::router())
         .merge(auth::router())
         .merge(account::router())
-        .merge(api::router())
-        .layer(SessionLayer::new(sessions.clone()));
+        .merge(api::router());
     // Reads the session but never extends it.
-    let read_only = api::expiry_router().layer(SessionLayer::read_only(sessions));
+    let read_only = api::expiry_router();
+    // `Router::layer` returns `Router` whatever the layer, so the choice of
+    // middleware is a plain match.
+    let (with_session, read_only) = match sessions {
+        Sessions::Server(config) => (
+            with_session.layer(SessionLayer::new(config.clone())),
+            read_only.layer(SessionLayer::read_only(config)),
+        ),
+        Sessions::Cookie(setup) => (
+            with_session
+                .layer(setup.adapter(false))
+                .layer(setup.manager_layer()),
+            read_only
+                .layer(setup.adapter(true))
+                .layer(setup.manager_layer()),
+        ),
+    };
 
     let body_limit = state.settings.session.max_session_bytes + 64 * 1024;
     let router = Router::new()

@@ -2,6 +2,7 @@
 //! The backend is chosen once, at start-up, from `session.backend`;
 //! handlers never know which one is in use.
 
+pub mod cookie;
 pub mod file;
 pub mod keys;
 pub mod layer;
@@ -27,6 +28,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Si
                 .with_context(|| format!("opening the session folder {}", s.file.dir.display()))?,
         ),
         Backend::Memory => Arc::new(memory::MemoryStore::new()),
+        Backend::Cookie => return Ok(None),
         other => anyhow::bail!(
             "session.backend = \"{other}\" is not available in this build yet; use \"file\" or \"memory\""
         ),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tower_sessions::session::Id;
 
+use super::cookie::CookieSizer;
 use super::request_store::LoadedRecord;
 use super::store::{AtRest, SiteStore};
 use crate::config::Backend;
@@ -18,6 +19,10 @@ pub struct SessionView {
     /// The id this request started with, if it named a live session.
     pub initial_id: Option<Id>,
     store: Option<Arc<dyn SiteStore>>,
+    /// Cookie backend: the panel, computed from the cookie the browser sent.
+    cookie_at_rest: Option<AtRest>,
+    /// Cookie backend: sizes the cookie a save would produce.
+    pub cookie_sizer: Option<Arc<CookieSizer>>,
 }
 
 impl SessionView {
@@ -32,6 +37,8 @@ impl SessionView {
             loaded,
             initial_id,
             store: Some(store),
+            cookie_at_rest: None,
+            cookie_sizer: None,
         }
     }
 
@@ -40,12 +47,16 @@ impl SessionView {
         backend: Backend,
         loaded: Option<LoadedRecord>,
         initial_id: Option<Id>,
+        at_rest: Option<AtRest>,
+        sizer: Option<Arc<CookieSizer>>,
     ) -> Self {
         Self {
             backend,
             loaded,
             initial_id,
             store: None,
+            cookie_at_rest: at_rest,
+            cookie_sizer: sizer,
         }
     }
 
@@ -60,7 +71,7 @@ impl SessionView {
     ) -> Result<Option<AtRest>, tower_sessions::session_store::Error> {
         match &self.store {
             Some(store) => store.at_rest(id).await,
-            None => Ok(None),
+            None => Ok(self.cookie_at_rest.clone()),
         }
     }
 }

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use crate::error::AppError;
+use crate::sessions::cookie::MAX_COOKIE_BYTES;
 use crate::sessions::keys::{CREATED_AT, FLASH, USER, VISITS, is_reserved};
 use crate::sessions::store::fingerprint;
 use crate::sessions::view::SessionView;
@@ -158,6 +159,21 @@ impl SiteSession {
         }
         let mut all = self.entries().await?;
         all.insert(key.to_owned(), value.clone());
+        if let Some(sizer) = &self.view.cookie_sizer {
+            // The cookie backend: the limit is the cookie browsers keep,
+            // computed exactly (encoding, then encryption or signature).
+            let len = sizer.upper_bound_len(
+                self.session.id().unwrap_or_default(),
+                all.into_iter().collect(),
+            )?;
+            if len > MAX_COOKIE_BYTES {
+                return Err(AppError::PayloadTooLarge(format!(
+                    "With this value the session cookie would be {len} bytes; browsers keep at most {MAX_COOKIE_BYTES}. Nothing was changed."
+                )));
+            }
+            self.session.insert_value(key, value).await?;
+            return Ok(());
+        }
         let total = serde_json::to_vec(&all)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
