@@ -2,6 +2,7 @@
 //! The backend is chosen once, at start-up, from `session.backend`;
 //! handlers never know which one is in use.
 
+pub mod database;
 pub mod file;
 pub mod keys;
 pub mod layer;
@@ -27,8 +28,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Si
                 .with_context(|| format!("opening the session folder {}", s.file.dir.display()))?,
         ),
         Backend::Memory => Arc::new(memory::MemoryStore::new()),
+        // The error names the kind, never the URL (it may hold a password).
+        Backend::Database => Arc::new(
+            database::DatabaseStore::open(&s.database)
+                .await
+                .context("opening the session database")?,
+        ),
         other => anyhow::bail!(
-            "session.backend = \"{other}\" is not available in this build yet; use \"file\" or \"memory\""
+            "session.backend = \"{other}\" is not available in this build yet; use \"file\", \"memory\" or \"database\""
         ),
     };
     Ok(Some(store))
