@@ -2,7 +2,9 @@
 -- data holds the encoded record (data and expiry, no id).
 -- expires_at is unix milliseconds, compared against the application's clock.
 CREATE TABLE sessions (
-    id_hash    CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+    -- ascii: a 64-hex key needs no more; the default (non-binary) collation
+    -- keeps it a string for clients (ascii_bin would make it BINARY).
+    id_hash    CHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,
     data       MEDIUMBLOB NOT NULL,
     expires_at BIGINT     NOT NULL,
     -- Purge and the expired count scan by expiry.
