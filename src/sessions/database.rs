@@ -213,7 +213,16 @@ impl DatabaseStore {
         if self.inner.owed.load(Ordering::Acquire) == OWED_NOTHING {
             return Ok(());
         }
-        let _one_at_a_time = self.inner.schema_lock.lock().await;
+        // While one request retries the schema work against a server that
+        // is still down, the others must not queue up behind it for ever.
+        let Ok(_one_at_a_time) =
+            tokio::time::timeout(SERVER_ACQUIRE_TIMEOUT, self.inner.schema_lock.lock()).await
+        else {
+            return Err(session_store::Error::Backend(format!(
+                "{} session database: schema work still in progress",
+                self.kind()
+            )));
+        };
         let result = match self.inner.owed.load(Ordering::Acquire) {
             OWED_MIGRATE => self.migrate().await.map(|report| log_report(&report)),
             OWED_CHECK => self.check_schema().await,

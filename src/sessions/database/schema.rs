@@ -130,8 +130,8 @@ pub(super) async fn run(pool: &DbPool, sql: &Sql) -> Result<MigrationReport, sql
         DbPool::Postgres(p) => migrator.run(p).await?,
         DbPool::MySql(p) => migrator.run(p).await?,
     }
-    // Another instance may have applied some of them meanwhile: report only
-    // what is now applied and was pending before.
+    // Report what was pending before and is applied now (whichever instance
+    // applied it: sqlx's lock makes the others wait, then find nothing to do).
     let still = pending(pool, sql).await?;
     let applied = before.into_iter().filter(|m| !still.contains(m)).collect();
     let total = migrator
