@@ -9,7 +9,8 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Backend, LoadOptions, Loaded};
+use crate::config::{self, Backend, DatabaseSettings, LoadOptions, Loaded};
+use crate::sessions::database::DatabaseStore;
 use crate::sessions::store::Capability;
 use crate::startup::Application;
 
@@ -103,9 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let loaded = config::load(&options)?;
             match loaded.settings.session.backend {
-                Backend::Database => {
-                    anyhow::bail!("the database backend is not available in this build yet")
-                }
+                Backend::Database => migrate(&loaded.settings.session.database).await,
                 other => {
                     println!("The {other} backend keeps no schema: there is nothing to migrate.");
                     Ok(())
@@ -114,6 +113,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sessions { action } => sessions(config::load(&options)?, action).await,
     }
+}
+
+/// `websessions migrate`: applies what is pending and says what it did.
+async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
+    let store = DatabaseStore::connect(settings)?;
+    let report = store.migrate().await?;
+    let kind = report.kind;
+    if report.up_to_date() {
+        println!(
+            "The {kind} session database is up to date ({} migration(s) applied earlier): nothing to do.",
+            report.total
+        );
+    } else {
+        for m in &report.applied {
+            println!("applied migration {} ({})", m.version, m.description);
+        }
+        println!(
+            "The {kind} session database is now up to date: {} migration(s) applied.",
+            report.applied.len()
+        );
+    }
+    store.close().await;
+    Ok(())
 }
 
 async fn serve(loaded: Loaded) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! handlers never know which one is in use.
 
 pub mod cookie;
+pub mod database;
 pub mod file;
 pub mod keys;
 pub mod layer;
@@ -29,8 +30,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Si
         ),
         Backend::Memory => Arc::new(memory::MemoryStore::new()),
         Backend::Cookie => return Ok(None),
+        // The error names the kind, never the URL (it may hold a password).
+        Backend::Database => Arc::new(
+            database::DatabaseStore::open(&s.database)
+                .await
+                .context("opening the session database")?,
+        ),
         other => anyhow::bail!(
-            "session.backend = \"{other}\" is not available in this build yet; use \"file\" or \"memory\""
+            "session.backend = \"{other}\" is not available in this build yet; use \"file\", \"memory\", \"database\" or \"cookie\""
         ),
     };
     Ok(Some(store))

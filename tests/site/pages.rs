@@ -10,7 +10,7 @@ const COOKIE: &str = "session_id";
 
 #[tokio::test]
 async fn first_visit_gets_only_the_csrf_nonce_cookie() {
-    let Some(app) = spawn_app(Kind::File).await.map(|a| a) else {
+    let Some(app) = spawn_app(Kind::File).await else {
         return;
     };
     let me = app.me();
