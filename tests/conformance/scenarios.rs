@@ -375,8 +375,8 @@ pub async fn purge_expired(kind: Kind) {
     tokio::time::sleep(Duration::from_millis(2300)).await;
     let live = app.visitor();
     live.set("live", json!(true)).await;
-    let expired = app.store.count_expired().await.unwrap();
-    let purged = app.store.purge_expired().await.unwrap();
+    let expired = app.store().count_expired().await.unwrap();
+    let purged = app.store().purge_expired().await.unwrap();
     use websessions::sessions::store::Capability;
     assert_eq!(expired, Capability::Supported(3));
     assert_eq!(purged, Capability::Supported(3));
@@ -394,7 +394,7 @@ pub async fn clear(kind: Kind) {
         v.set("a", json!(1)).await;
     }
     use websessions::sessions::store::Capability;
-    assert_eq!(app.store.clear().await.unwrap(), Capability::Supported(3));
+    assert_eq!(app.store().clear().await.unwrap(), Capability::Supported(3));
     assert_eq!(app.count().await, 0);
     for v in &visitors {
         assert_eq!(v.session().await["new"], json!(true));

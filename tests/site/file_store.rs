@@ -91,7 +91,7 @@ async fn a_corrupted_or_truncated_file_is_a_fresh_session() {
         assert_eq!(body["new"], json!(true));
         v.set("b", json!(2)).await;
         assert_eq!(v.session().await["data"], json!({"b": 2}));
-        app.store.clear().await.unwrap();
+        app.store().clear().await.unwrap();
     }
     app.finish().await;
 }

@@ -4,6 +4,8 @@
 //! so no test can forget to clean up.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::sync::{Arc, LazyLock};
 
 use reqwest::StatusCode;
@@ -22,6 +24,16 @@ use websessions::startup::Application;
 pub enum Kind {
     File,
     Memory,
+    /// The database backend on an SQLite file.
+    Sqlite,
+    /// The database backend on the server at `TEST_POSTGRES_URL`.
+    Postgres,
+    /// The database backend on the server at `TEST_MYSQL_URL`.
+    Mysql,
+    /// The cookie backend, encrypted (`private`).
+    Cookie,
+    /// The cookie backend, `signed`.
+    CookieSigned,
 }
 
 impl Kind {
@@ -29,7 +41,15 @@ impl Kind {
         match self {
             Kind::File => Backend::File,
             Kind::Memory => Backend::Memory,
+            Kind::Sqlite | Kind::Postgres | Kind::Mysql => Backend::Database,
+            Kind::Cookie | Kind::CookieSigned => Backend::Cookie,
         }
+    }
+
+    /// Does this backend keep sessions on the server? (The cookie backend
+    /// does not, and the tests assert that difference.)
+    pub fn server_side(self) -> bool {
+        !matches!(self, Kind::Cookie | Kind::CookieSigned)
     }
 }
 
@@ -50,6 +70,16 @@ pub fn test_settings() -> Settings {
 /// Where a test's store lives, removed when the test ends.
 struct Isolation {
     dir: TempDir,
+    /// A database created for this test: (server, admin URL, name).
+    database: Option<(servers::Server, String, String)>,
+}
+
+impl Isolation {
+    async fn drop_database(&mut self) {
+        if let Some((server, admin, name)) = self.database.take() {
+            servers::drop_database(server, &admin, &name).await;
+        }
+    }
 }
 
 pub struct TestApp {
@@ -57,7 +87,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub client: reqwest::Client,
     pub jar: Arc<Jar>,
-    pub store: Arc<dyn SiteStore>,
+    /// The server-side store; `None` for the cookie backend.
+    pub store: Option<Arc<dyn SiteStore>>,
     pub kind: Kind,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -78,18 +109,56 @@ pub async fn spawn_app_with(kind: Kind, adjust: impl FnOnce(&mut Settings)) -> O
     let mut settings = test_settings();
     settings.session.backend = kind.backend();
     settings.session.file.dir = dir.path().join("sessions");
+    let mut isolation = Isolation {
+        dir,
+        database: None,
+    };
+    match kind {
+        Kind::Sqlite => {
+            let path = isolation.dir.path().join("sessions.db");
+            settings.session.database.url =
+                config::Secret::new(format!("sqlite://{}", path.display()));
+        }
+        Kind::Postgres | Kind::Mysql => {
+            let server = if kind == Kind::Postgres {
+                servers::Server::Postgres
+            } else {
+                servers::Server::Mysql
+            };
+            let admin = servers::admin_url(server)?;
+            let name = servers::fresh_name();
+            servers::create_database(server, &admin, &name).await;
+            settings.session.database.url =
+                config::Secret::new(servers::with_database(&admin, &name));
+            settings.session.database.max_connections = 5;
+            isolation.database = Some((server, admin, name));
+        }
+        Kind::CookieSigned => settings.session.cookie.mode = config::CookieMode::Signed,
+        _ => {}
+    }
     adjust(&mut settings);
     let app = Application::build(settings.clone())
         .await
         .expect("the app builds");
-    let store = app.store().expect("a server-side store");
-    Some(start(app, settings, store, kind, Isolation { dir }))
+    let store = app.store();
+    assert_eq!(store.is_some(), kind.server_side());
+    Some(start(app, settings, store, kind, isolation))
+}
+
+/// Another instance over the same configuration (and so the same directory,
+/// database or key): for restarts and several instances.
+pub async fn spawn_sibling(first: &TestApp, adjust: impl FnOnce(&mut Settings)) -> Application {
+    let mut settings = first.settings.clone();
+    adjust(&mut settings);
+    Application::build(settings)
+        .await
+        .expect("a second instance builds")
 }
 
 fn start(
     app: Application,
     settings: Settings,
-    store: Arc<dyn SiteStore>,
+    store: Option<Arc<dyn SiteStore>>,
     kind: Kind,
     isolation: Isolation,
 ) -> TestApp {
@@ -146,20 +215,48 @@ impl TestApp {
         }
     }
 
+    /// How many sessions the server holds. The cookie backend holds none:
+    /// that is its documented difference, and this returns 0 for it.
     pub async fn count(&self) -> u64 {
-        match self.store.count().await.expect("count") {
+        let Some(store) = &self.store else { return 0 };
+        match store.count().await.expect("count") {
             Capability::Supported(n) => n,
             Capability::Unsupported(why) => panic!("count unsupported: {why}"),
         }
+    }
+
+    /// Asserts the server holds `n` sessions; for the cookie backend, that
+    /// nothing is held server-side at all.
+    pub async fn assert_stored(&self, n: u64) {
+        if self.kind.server_side() {
+            assert_eq!(self.count().await, n, "sessions in the store");
+        } else {
+            assert!(
+                self.store.is_none(),
+                "the cookie backend keeps no server state"
+            );
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn SiteStore> {
+        self.store.as_ref().expect("a server-side store")
     }
 
     /// Ends the test: deletes this client's session, clears the store,
     /// asserts it is empty (and, for files, that no file is left), stops
     /// the server.
     pub async fn finish(mut self) {
-        let _ = self.client.delete(self.url("/api/session")).send().await;
-        self.store.clear().await.expect("clear the store");
-        assert_eq!(self.count().await, 0, "store not empty after clear");
+        let resp = self
+            .client
+            .delete(self.url("/api/session"))
+            .send()
+            .await
+            .expect("DELETE /api/session");
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        if let Some(store) = &self.store {
+            store.clear().await.expect("clear the store");
+            assert_eq!(self.count().await, 0, "store not empty after clear");
+        }
         if self.kind == Kind::File {
             let left = files_under(&self.settings.session.file.dir);
             assert!(left.is_empty(), "session files left behind: {left:?}");
@@ -171,6 +268,8 @@ impl TestApp {
                 .expect("server task")
                 .expect("server ran cleanly");
         }
+        self.store = None;
+        self.isolation.drop_database().await;
         self.finished = true;
     }
 
@@ -190,6 +289,18 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        // A failed test still drops its database (best effort).
+        if let Some((server, admin, name)) = self.isolation.database.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(servers::drop_database(server, &admin, &name));
+                }
+            })
+            .join();
+        }
         if !self.finished && !std::thread::panicking() {
             panic!("TestApp dropped without finish(): the test did not clean its sessions up");
         }
