@@ -5,7 +5,9 @@
 pub mod file;
 pub mod keys;
 pub mod layer;
+
 pub mod memory;
+pub mod redis;
 pub mod request_store;
 pub mod store;
 pub mod view;
@@ -27,6 +29,13 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Si
                 .with_context(|| format!("opening the session folder {}", s.file.dir.display()))?,
         ),
         Backend::Memory => Arc::new(memory::MemoryStore::new()),
+        // Both network stores start even when their server is down: requests
+        // get 503 until it is reachable, then the store recovers by itself.
+        Backend::Redis => Arc::new(
+            redis::RedisStore::open(s.redis.url.expose(), &s.redis.prefix)
+                .await
+                .context("opening the Redis session store")?,
+        ),
         other => anyhow::bail!(
             "session.backend = \"{other}\" is not available in this build yet; use \"file\" or \"memory\""
         ),
