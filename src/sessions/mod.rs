@@ -5,7 +5,7 @@
 pub mod file;
 pub mod keys;
 pub mod layer;
-
+pub mod memcached;
 pub mod memory;
 pub mod redis;
 pub mod request_store;
@@ -35,6 +35,11 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Si
             redis::RedisStore::open(s.redis.url.expose(), &s.redis.prefix)
                 .await
                 .context("opening the Redis session store")?,
+        ),
+        Backend::Memcached => Arc::new(
+            memcached::MemcachedStore::open(&s.memcached.url, &s.memcached.prefix)
+                .await
+                .context("opening the memcached session store")?,
         ),
         other => anyhow::bail!(
             "session.backend = \"{other}\" is not available in this build yet; use \"file\" or \"memory\""
