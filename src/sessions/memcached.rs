@@ -43,6 +43,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// memcached reads a TTL above 30 days as an absolute unix time.
 const MAX_RELATIVE_TTL: i64 = 30 * 24 * 3600;
+/// How far an item's TTL may stray from the saved expiry through rounding
+/// and clock coarseness alone (absolute times included), before it counts
+/// as moved by a touch.
+const TOUCH_SLACK_MS: i64 = 5000;
 /// memcached's key length limit.
 const MAX_KEY_LEN: usize = 250;
 const STORAGE_KEY_LEN: usize = 64;
@@ -302,17 +306,19 @@ impl SessionStore for MemcachedStore {
             }
         };
         let now_ms = unix_ms(OffsetDateTime::now_utc());
-        // The value keeps the expiry of the last save, to the millisecond;
-        // a later touch moved only the item's TTL (whole seconds). When the
-        // TTL reaches clearly past the stored expiry, a touch happened.
+        // The value keeps the expiry of the last save, to the millisecond; a
+        // later touch moved only the item's TTL (whole seconds, on
+        // memcached's coarse clock). Whether the session lives is memcached's
+        // call: while the item exists it does. Its expiry is the saved one
+        // while that agrees with the TTL and is still ahead, else the one the
+        // TTL gives (then good to about a second).
         if ttl_left >= 0 {
+            let saved_ms = unix_ms(record.expiry_date);
             let by_ttl = now_ms + ttl_left * 1000;
-            if by_ttl > unix_ms(record.expiry_date) + 2000 {
+            if saved_ms <= now_ms || (by_ttl - saved_ms).abs() > TOUCH_SLACK_MS {
                 record.expiry_date = from_unix_ms(by_ttl);
             }
         }
-        // TTLs are rounded up to whole seconds: the item can outlive its
-        // session by a moment.
         if unix_ms(record.expiry_date) <= now_ms {
             return Ok(None);
         }
