@@ -7,7 +7,9 @@ pub mod database;
 pub mod file;
 pub mod keys;
 pub mod layer;
+pub mod memcached;
 pub mod memory;
+pub mod redis;
 pub mod request_store;
 pub mod store;
 pub mod view;
@@ -30,14 +32,23 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Si
         ),
         Backend::Memory => Arc::new(memory::MemoryStore::new()),
         Backend::Cookie => return Ok(None),
-        // The error names the kind, never the URL (it may hold a password).
+        // The errors name the kind, never the URL (it may hold a password).
         Backend::Database => Arc::new(
             database::DatabaseStore::open(&s.database)
                 .await
                 .context("opening the session database")?,
         ),
-        other => anyhow::bail!(
-            "session.backend = \"{other}\" is not available in this build yet; use \"file\", \"memory\", \"database\" or \"cookie\""
+        // Both network stores start even when their server is down: requests
+        // get 503 until it is reachable, then the store recovers by itself.
+        Backend::Redis => Arc::new(
+            redis::RedisStore::open(s.redis.url.expose(), &s.redis.prefix)
+                .await
+                .context("opening the Redis session store")?,
+        ),
+        Backend::Memcached => Arc::new(
+            memcached::MemcachedStore::open(&s.memcached.url, &s.memcached.prefix)
+                .await
+                .context("opening the memcached session store")?,
         ),
     };
     Ok(Some(store))

@@ -1,0 +1,331 @@
+//! Redis store (fred): one string key per session, `{prefix}{storage key}`,
+//! holding the encoded record and carrying the session's expiry as the key's
+//! own expiry (`PXAT` / `PEXPIREAT`), so Redis deletes expired sessions
+//! itself.
+//!
+//! - `create` is `SET NX` (insert-only), `save_existing` is `SET XX`
+//!   (update-only) and `touch` is `PEXPIREAT`, which is a no-op on a missing
+//!   key: a deleted session is never written back.
+//! - Loads read the value and `PTTL` together, because a touch moves the
+//!   key's expiry without rewriting the value's copy of it.
+//! - The connection is fred's: it reconnects by itself, and every command
+//!   has a timeout, so an outage turns into errors (503) within seconds, not
+//!   hung requests.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::{
+    ClientLike, Config, Error as FredError, Expiration, KeysInterface, Pool, ReconnectPolicy,
+    ServerConfig, SetOptions, Value as FredValue,
+};
+use time::OffsetDateTime;
+use tower_sessions::SessionStore;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store;
+
+use super::store::{
+    AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, backend_error, decode, encode,
+    fingerprint, from_unix_ms, storage_key, unix_ms,
+};
+
+/// Connections in the pool. Redis pipelines many commands over one
+/// connection; two keep one slow reply from stalling everything.
+const POOL_SIZE: usize = 2;
+/// Opening a TCP connection, and the handshake commands fred sends on it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Any one command, including the time it waits for a reconnection.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long start-up waits for the first connection before serving anyway.
+const STARTUP_WAIT: Duration = Duration::from_secs(2);
+/// Keys per `SCAN` page.
+const SCAN_COUNT: u32 = 500;
+/// Length of a storage key: hex of a SHA-256.
+const STORAGE_KEY_LEN: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+}
+
+impl RedisStore {
+    /// Builds the client and starts connecting in the background. A Redis
+    /// that is down does not fail this: commands fail (503) until fred's
+    /// reconnection loop gets through.
+    pub async fn open(url: &str, prefix: &str) -> session_store::Result<Self> {
+        // fred's parse errors may quote the URL, which can hold a password.
+        let mut config = Config::from_url(url)
+            .map_err(|_| backend_error("redis", "session.redis.url is not a valid redis:// URL"))?;
+        if !matches!(config.server, ServerConfig::Centralized { .. }) {
+            return Err(backend_error(
+                "redis",
+                "only a single Redis server (redis:// or rediss://) is supported",
+            ));
+        }
+        // Apply the reconnection policy to the first connection too, so a
+        // site started before Redis recovers when Redis comes up.
+        config.fail_fast = false;
+        let pool = fred::types::Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = CONNECT_TIMEOUT;
+                c.internal_command_timeout = CONNECT_TIMEOUT;
+                // One retry after a dropped connection; the command timeout
+                // still bounds the whole thing.
+                c.max_command_attempts = 2;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = COMMAND_TIMEOUT;
+            })
+            // Unlimited attempts, 100 ms doubling up to 2 s between them.
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
+            .build_pool(POOL_SIZE)
+            .map_err(|e| backend_error("redis", e))?;
+        // The task runs (and reconnects) for as long as the pool lives.
+        drop(pool.connect());
+        if tokio::time::timeout(STARTUP_WAIT, pool.wait_for_connect())
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            tracing::warn!("Redis is not reachable yet; session requests get 503 until it is");
+        }
+        Ok(Self {
+            pool,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn key(&self, id: &Id) -> String {
+        format!("{}{}", self.prefix, storage_key(id))
+    }
+
+    /// Is `key` one of this store's records (and not some other key that
+    /// happens to share the prefix)?
+    fn is_record_key(&self, key: &str) -> bool {
+        key.strip_prefix(&self.prefix).is_some_and(|rest| {
+            rest.len() == STORAGE_KEY_LEN && rest.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    }
+
+    /// Reads the value and its remaining time to live (ms) in one round trip.
+    async fn get_with_pttl(&self, key: &str) -> session_store::Result<Option<(Vec<u8>, i64)>> {
+        let pipeline = self.pool.next().pipeline();
+        let _: () = pipeline.get(key).await.map_err(err("load"))?;
+        let _: () = pipeline.pttl(key).await.map_err(err("load"))?;
+        let (value, pttl): (Option<Vec<u8>>, i64) = pipeline.all().await.map_err(err("load"))?;
+        // PTTL is -2 when the key vanished between the two commands.
+        Ok(value.filter(|_| pttl != -2).map(|v| (v, pttl)))
+    }
+
+    /// Walks this store's record keys with `SCAN` (never `KEYS`, which
+    /// blocks the server); deletes each page when `delete` is set. Returns
+    /// how many keys it found (or deleted).
+    async fn scan_keys(&self, what: &'static str, delete: bool) -> session_store::Result<u64> {
+        let client = self.pool.next();
+        let pattern = format!("{}*", escape_glob(&self.prefix));
+        let mut cursor = "0".to_owned();
+        let mut n = 0;
+        loop {
+            let (next, keys): (String, Vec<String>) = client
+                .scan_page(cursor, pattern.clone(), Some(SCAN_COUNT), None)
+                .await
+                .map_err(err(what))?;
+            let keys: Vec<String> = keys.into_iter().filter(|k| self.is_record_key(k)).collect();
+            if delete && !keys.is_empty() {
+                let deleted: u64 = client.del(keys).await.map_err(err(what))?;
+                n += deleted;
+            } else {
+                n += keys.len() as u64;
+            }
+            if next == "0" {
+                return Ok(n);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Maps a fred error to a store error naming the operation (fred's messages
+/// carry no key, so no hash and certainly no id).
+fn err(what: &'static str) -> impl Fn(FredError) -> session_store::Error {
+    move |e| backend_error(&format!("redis {what}"), e)
+}
+
+/// Escapes the glob characters of `SCAN MATCH`, so a prefix is taken literally.
+fn escape_glob(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `SET` answers `OK` when it wrote, nil when NX/XX refused.
+fn was_set(reply: &FredValue) -> bool {
+    !reply.is_null()
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let bytes = encode(record)?;
+        let expiry = Expiration::PXAT(unix_ms(record.expiry_date));
+        for _ in 0..CREATE_ATTEMPTS {
+            let reply: FredValue = self
+                .pool
+                .set(
+                    self.key(&record.id),
+                    bytes.as_slice(),
+                    Some(expiry.clone()),
+                    Some(SetOptions::NX),
+                    false,
+                )
+                .await
+                .map_err(err("create"))?;
+            if was_set(&reply) {
+                return Ok(());
+            }
+            record.id = Id::default();
+        }
+        Err(backend_error(
+            "redis create",
+            "no free session id after several attempts",
+        ))
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        self.save_existing(record).await.map(|_| ())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let Some((bytes, pttl)) = self.get_with_pttl(&self.key(id)).await? else {
+            return Ok(None);
+        };
+        match decode(*id, &bytes) {
+            Ok(mut record) => {
+                // The key's expiry is the truth: a touch moves it without
+                // rewriting the value.
+                if pttl >= 0 {
+                    record.expiry_date = from_unix_ms(unix_ms(OffsetDateTime::now_utc()) + pttl);
+                }
+                Ok(Some(record))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    session = %fingerprint(id),
+                    %error,
+                    "corrupted session in Redis: treating the session as absent"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let _: u64 = self.pool.del(self.key(id)).await.map_err(err("delete"))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SiteStore for RedisStore {
+    async fn save_existing(&self, record: &Record) -> session_store::Result<WriteOutcome> {
+        let bytes = encode(record)?;
+        let reply: FredValue = self
+            .pool
+            .set(
+                self.key(&record.id),
+                bytes.as_slice(),
+                Some(Expiration::PXAT(unix_ms(record.expiry_date))),
+                Some(SetOptions::XX),
+                false,
+            )
+            .await
+            .map_err(err("save"))?;
+        Ok(if was_set(&reply) {
+            WriteOutcome::Written
+        } else {
+            WriteOutcome::Gone
+        })
+    }
+
+    async fn touch(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+    ) -> session_store::Result<WriteOutcome> {
+        // 1 when the key exists (and its expiry moved), 0 when it does not.
+        let moved: u64 = self
+            .pool
+            .pexpire_at(self.key(id), unix_ms(expires_at), None)
+            .await
+            .map_err(err("touch"))?;
+        Ok(if moved == 1 {
+            WriteOutcome::Written
+        } else {
+            WriteOutcome::Gone
+        })
+    }
+
+    async fn ping(&self) -> session_store::Result<()> {
+        let _: String = self.pool.ping(None).await.map_err(err("ping"))?;
+        Ok(())
+    }
+
+    async fn count(&self) -> session_store::Result<Capability<u64>> {
+        Ok(Capability::Supported(self.scan_keys("count", false).await?))
+    }
+
+    async fn count_expired(&self) -> session_store::Result<Capability<u64>> {
+        // Redis deletes a key when its PXAT passes, so no stored session is
+        // ever expired: there is nothing to count.
+        Ok(Capability::Supported(0))
+    }
+
+    async fn purge_expired(&self) -> session_store::Result<Capability<u64>> {
+        // Likewise nothing to purge: Redis expires keys itself.
+        Ok(Capability::Supported(0))
+    }
+
+    async fn clear(&self) -> session_store::Result<Capability<u64>> {
+        Ok(Capability::Supported(self.scan_keys("clear", true).await?))
+    }
+
+    async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>> {
+        let key = self.key(id);
+        let Some((bytes, pttl)) = self.get_with_pttl(&key).await? else {
+            return Ok(None);
+        };
+        let ttl = match pttl {
+            -1 => "none (the key never expires)".to_owned(),
+            ms => format!("{:.1} s (PTTL {ms} ms)", ms as f64 / 1000.0),
+        };
+        let content = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        Ok(Some(AtRest {
+            kind: "Redis key".into(),
+            location: key,
+            facts: vec![
+                ("TTL".into(), ttl),
+                ("value size".into(), format!("{} bytes", bytes.len())),
+            ],
+            content: Some(content),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_in_the_prefix_are_escaped() {
+        assert_eq!(escape_glob("app:"), "app:");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+}
