@@ -18,9 +18,17 @@ pub struct AppState {
 
 impl AppState {
     pub fn limits(&self) -> Limits {
+        let s = &self.settings.session;
+        let max_session_bytes = match self.backend {
+            // One memcached item holds at most 1 MiB, key and header included.
+            Backend::Memcached => s
+                .max_session_bytes
+                .min(crate::sessions::memcached::MAX_ITEM_BYTES),
+            _ => s.max_session_bytes,
+        };
         Limits {
-            max_value_bytes: self.settings.session.max_value_bytes,
-            max_session_bytes: self.settings.session.max_session_bytes,
+            max_value_bytes: s.max_value_bytes.min(max_session_bytes),
+            max_session_bytes,
         }
     }
 }

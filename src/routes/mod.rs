@@ -53,14 +53,23 @@ pub fn router(state: AppState, sessions: Sessions) -> Router {
             with_session.layer(SessionLayer::new(config.clone())),
             read_only.layer(SessionLayer::read_only(config)),
         ),
-        Sessions::Cookie(setup) => (
-            with_session
-                .layer(setup.adapter(false))
-                .layer(setup.manager_layer()),
-            read_only
-                .layer(setup.adapter(true))
-                .layer(setup.manager_layer()),
-        ),
+        Sessions::Cookie(setup) => {
+            let name = setup.cookie_name.clone();
+            let fix = axum::middleware::map_response(move |res: Response| {
+                let name = name.clone();
+                async move { crate::sessions::cookie::round_up_max_age(&name, res) }
+            });
+            (
+                with_session
+                    .layer(setup.adapter(false))
+                    .layer(setup.manager_layer())
+                    .layer(fix.clone()),
+                read_only
+                    .layer(setup.adapter(true))
+                    .layer(setup.manager_layer())
+                    .layer(fix),
+            )
+        }
     };
 
     let body_limit = state.settings.session.max_session_bytes + 64 * 1024;

@@ -374,15 +374,45 @@ async fn settle(
         None => true,
     };
     if session.is_modified() || (setup.extend_on_every_request && due) {
-        // Whole seconds up, plus one: the crate truncates Max-Age to whole
-        // seconds, and the browser must not drop the cookie before the
-        // session really ends (cookie expiry is exact to within a second).
-        let secs = (target - now).as_seconds_f64().ceil().max(0.0) as i64 + 1;
+        // Whole seconds up; `round_up_max_age` then keeps the browser from
+        // dropping the cookie before this moment.
+        let secs = (target - now).as_seconds_f64().ceil().max(0.0) as i64;
         session.set_expiry(Some(Expiry::AtDateTime(
             now + time::Duration::seconds(secs),
         )));
     }
     Ok(())
+}
+
+/// The crate computes `Max-Age` by truncating to whole seconds, so the
+/// browser would drop the cookie up to a second before the session ends.
+/// Adds that second back to the session cookie's `Max-Age` (the expiry inside
+/// the cookie, which the server enforces, is unchanged).
+pub fn round_up_max_age(name: &str, mut res: Response<Body>) -> Response<Body> {
+    use axum::http::{HeaderValue, header};
+    let prefix = format!("{name}=");
+    let fixed: Vec<HeaderValue> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|value| {
+            let Some(text) = value.to_str().ok().filter(|t| t.starts_with(&prefix)) else {
+                return value.clone();
+            };
+            let Ok(mut cookie) = Cookie::parse(text.to_owned()) else {
+                return value.clone();
+            };
+            if let Some(age) = cookie.max_age().filter(|a| a.is_positive()) {
+                cookie.set_max_age(age + time::Duration::SECOND);
+            }
+            HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| value.clone())
+        })
+        .collect();
+    res.headers_mut().remove(header::SET_COOKIE);
+    for value in fixed {
+        res.headers_mut().append(header::SET_COOKIE, value);
+    }
+    res
 }
 
 fn describe(setup: &CookieSetup, cookie: &Cookie<'static>, record: Option<&Record>) -> AtRest {

@@ -46,7 +46,7 @@ const MAX_RELATIVE_TTL: i64 = 30 * 24 * 3600;
 /// How far an item's TTL may stray from the saved expiry through rounding
 /// and clock coarseness alone (absolute times included), before it counts
 /// as moved by a touch.
-const TOUCH_SLACK_MS: i64 = 5000;
+const TOUCH_SLACK_MS: i64 = 2000;
 /// memcached's key length limit.
 const MAX_KEY_LEN: usize = 250;
 const STORAGE_KEY_LEN: usize = 64;

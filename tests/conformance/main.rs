@@ -104,3 +104,10 @@ macro_rules! conformance_tests {
 
 conformance_tests!(file, Kind::File);
 conformance_tests!(memory, Kind::Memory);
+conformance_tests!(sqlite, Kind::Sqlite);
+conformance_tests!(postgres, Kind::Postgres);
+conformance_tests!(mysql, Kind::Mysql);
+conformance_tests!(redis, Kind::Redis);
+conformance_tests!(memcached, Kind::Memcached);
+conformance_tests!(cookie_private, Kind::Cookie);
+conformance_tests!(cookie_signed, Kind::CookieSigned);

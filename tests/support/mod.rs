@@ -6,11 +6,11 @@
 
 pub mod servers;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
-use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::header::{HeaderMap, HeaderValue, SET_COOKIE};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
@@ -30,6 +30,10 @@ pub enum Kind {
     Postgres,
     /// The database backend on the server at `TEST_MYSQL_URL`.
     Mysql,
+    /// Redis at `TEST_REDIS_URL`, under a key prefix of its own.
+    Redis,
+    /// memcached at `TEST_MEMCACHED_URL`, under a key prefix of its own.
+    Memcached,
     /// The cookie backend, encrypted (`private`).
     Cookie,
     /// The cookie backend, `signed`.
@@ -42,6 +46,8 @@ impl Kind {
             Kind::File => Backend::File,
             Kind::Memory => Backend::Memory,
             Kind::Sqlite | Kind::Postgres | Kind::Mysql => Backend::Database,
+            Kind::Redis => Backend::Redis,
+            Kind::Memcached => Backend::Memcached,
             Kind::Cookie | Kind::CookieSigned => Backend::Cookie,
         }
     }
@@ -83,10 +89,12 @@ impl Isolation {
 }
 
 pub struct TestApp {
+    /// Every session id any visitor of this app was given.
+    seen: Arc<Mutex<Vec<String>>>,
     pub address: String,
     pub settings: Settings,
     pub client: reqwest::Client,
-    pub jar: Arc<Jar>,
+    pub jar: Arc<RecordingJar>,
     /// The server-side store; `None` for the cookie backend.
     pub store: Option<Arc<dyn SiteStore>>,
     pub kind: Kind,
@@ -133,6 +141,15 @@ pub async fn spawn_app_with(kind: Kind, adjust: impl FnOnce(&mut Settings)) -> O
             settings.session.database.max_connections = 5;
             isolation.database = Some((server, admin, name));
         }
+        Kind::Redis => {
+            settings.session.redis.url =
+                config::Secret::new(servers::env_url("redis", "TEST_REDIS_URL")?);
+            settings.session.redis.prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        }
+        Kind::Memcached => {
+            settings.session.memcached.url = servers::env_url("memcached", "TEST_MEMCACHED_URL")?;
+            settings.session.memcached.prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+        }
         Kind::CookieSigned => settings.session.cookie.mode = config::CookieMode::Signed,
         _ => {}
     }
@@ -165,8 +182,10 @@ fn start(
     let address = format!("http://127.0.0.1:{}", app.local_addr().port());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until(shutdown.clone()));
-    let (client, jar) = new_client();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (client, jar) = new_client_recording(seen.clone());
     TestApp {
+        seen,
         address,
         settings,
         client,
@@ -180,9 +199,52 @@ fn start(
     }
 }
 
+/// A cookie jar that also remembers every session id the server ever set,
+/// so a store that cannot enumerate (memcached) can still be proven empty.
+pub struct RecordingJar {
+    jar: Jar,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl RecordingJar {
+    pub fn add_cookie_str(&self, cookie: &str, url: &reqwest::Url) {
+        self.jar.add_cookie_str(cookie, url);
+    }
+}
+
+impl CookieStore for RecordingJar {
+    fn set_cookies(&self, headers: &mut dyn Iterator<Item = &HeaderValue>, url: &reqwest::Url) {
+        let headers: Vec<HeaderValue> = headers.cloned().collect();
+        for header in &headers {
+            let value = header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("session_id="));
+            if let Some(id) = value
+                .and_then(|v| v.split(';').next())
+                .filter(|v| !v.is_empty())
+            {
+                self.seen.lock().unwrap().push(id.to_owned());
+            }
+        }
+        self.jar.set_cookies(&mut headers.iter(), url);
+    }
+
+    fn cookies(&self, url: &reqwest::Url) -> Option<HeaderValue> {
+        self.jar.cookies(url)
+    }
+}
+
 /// A fresh visitor: its own cookie jar, redirects not followed.
-pub fn new_client() -> (reqwest::Client, Arc<Jar>) {
-    let jar = Arc::new(Jar::default());
+pub fn new_client() -> (reqwest::Client, Arc<RecordingJar>) {
+    new_client_recording(Arc::default())
+}
+
+fn new_client_recording(seen: Arc<Mutex<Vec<String>>>) -> (reqwest::Client, Arc<RecordingJar>) {
+    let jar = Arc::new(RecordingJar {
+        jar: Jar::default(),
+        seen,
+    });
     let client = reqwest::Client::builder()
         .cookie_provider(jar.clone())
         .redirect(reqwest::redirect::Policy::none())
@@ -198,7 +260,7 @@ impl TestApp {
 
     /// Another visitor of the same app.
     pub fn visitor(&self) -> Visitor {
-        let (client, jar) = new_client();
+        let (client, jar) = new_client_recording(self.seen.clone());
         Visitor {
             address: self.address.clone(),
             client,
@@ -228,7 +290,21 @@ impl TestApp {
     /// Asserts the server holds `n` sessions; for the cookie backend, that
     /// nothing is held server-side at all.
     pub async fn assert_stored(&self, n: u64) {
-        if self.kind.server_side() {
+        if self.kind == Kind::Memcached {
+            // memcached cannot count: count the live ones among every id
+            // this app's visitors were given.
+            let mut ids: Vec<String> = self.seen.lock().unwrap().clone();
+            ids.sort();
+            ids.dedup();
+            let mut live = 0;
+            for value in ids {
+                let id: tower_sessions::session::Id = value.parse().expect("a session id");
+                if self.store().load(&id).await.expect("load").is_some() {
+                    live += 1;
+                }
+            }
+            assert_eq!(live, n, "live sessions in memcached");
+        } else if self.kind.server_side() {
             assert_eq!(self.count().await, n, "sessions in the store");
         } else {
             assert!(
@@ -253,9 +329,25 @@ impl TestApp {
             .await
             .expect("DELETE /api/session");
         assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-        if let Some(store) = &self.store {
-            store.clear().await.expect("clear the store");
-            assert_eq!(self.count().await, 0, "store not empty after clear");
+        match (&self.store, self.kind) {
+            // memcached cannot list its keys: delete every id the visitors
+            // were given, then prove each one absent.
+            (Some(store), Kind::Memcached) => {
+                let ids: Vec<String> = self.seen.lock().unwrap().clone();
+                for value in ids {
+                    let id: tower_sessions::session::Id = value.parse().expect("a session id");
+                    store.delete(&id).await.expect("delete");
+                    assert!(
+                        store.load(&id).await.expect("load").is_none(),
+                        "a session is left in memcached"
+                    );
+                }
+            }
+            (Some(store), _) => {
+                store.clear().await.expect("clear the store");
+                assert_eq!(self.count().await, 0, "store not empty after clear");
+            }
+            (None, _) => {}
         }
         if self.kind == Kind::File {
             let left = files_under(&self.settings.session.file.dir);
@@ -332,7 +424,7 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 pub struct Visitor {
     pub address: String,
     pub client: reqwest::Client,
-    pub jar: Arc<Jar>,
+    pub jar: Arc<RecordingJar>,
 }
 
 impl Visitor {

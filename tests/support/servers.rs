@@ -37,6 +37,17 @@ pub fn admin_url(server: Server) -> Option<String> {
     }
 }
 
+/// A server URL from the environment, or `None` after the skip line.
+pub fn env_url(name: &str, var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!("SKIP {name}: {var} not set");
+            None
+        }
+    }
+}
+
 /// The admin URL with its database replaced by `db`.
 pub fn with_database(url: &str, db: &str) -> String {
     let mut parsed = url::Url::parse(url).expect("a database URL");
