@@ -62,6 +62,14 @@ macro_rules! browser_tests {
                 s::stale_csrf_token_is_refused(KIND).await
             }
             #[tokio::test]
+            async fn refused_write_shows_inline() {
+                s::refused_write_shows_inline(KIND).await
+            }
+            #[tokio::test]
+            async fn markup_in_keys_and_values_is_text() {
+                s::markup_in_keys_and_values_is_text(KIND).await
+            }
+            #[tokio::test]
             async fn session_cookie_is_http_only() {
                 s::session_cookie_is_http_only(KIND).await
             }

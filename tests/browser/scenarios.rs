@@ -261,6 +261,13 @@ pub async fn delete_session(kind: Kind) {
     assert_eq!(b.cookie(&name).await, None);
     assert_eq!(app.count().await, 0);
 
+    // Storing again starts a new session, without the old data.
+    b.store("b", "2").await;
+    let rows = b.user_rows().await;
+    assert_eq!(rows.len(), 1, "rows: {rows:?}");
+    assert_eq!(rows.get("b"), Some(&json("2")));
+    assert_eq!(app.count().await, 1);
+
     b.close().await;
     app.finish().await;
 }
@@ -350,6 +357,72 @@ pub async fn stale_csrf_token_is_refused(kind: Kind) {
     b.open(&app.url("/")).await;
     assert_eq!(b.user_rows().await, rows, "nothing changed");
     assert_eq!(app.count().await, 1);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn refused_write_shows_inline(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    // A fresh visitor whose write is refused gets no session.
+    b.open(&app.url("/")).await;
+    b.store("_user", "mallory").await;
+    assert_eq!(
+        b.path().await,
+        "/session/set",
+        "re-rendered, not redirected"
+    );
+    assert!(b.exists("form-error").await);
+    assert!(!b.text("form-error").await.is_empty());
+    assert_eq!(
+        b.find("set-key").await.prop("value").await.expect("value"),
+        Some("_user".into()),
+        "the typed key is kept"
+    );
+    assert_eq!(b.cookie(&name).await, None);
+    assert_eq!(app.count().await, 0);
+
+    // With a session, a refused write leaves it as it was.
+    store(&app, &b, "color", "blue").await;
+    let rows = b.user_rows().await;
+    b.store("_visits", "1000").await;
+    assert!(b.exists("form-error").await);
+    b.open(&app.url("/")).await;
+    assert_eq!(b.user_rows().await, rows);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn markup_in_keys_and_values_is_text(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let key = "a\"b<i>k</i>";
+    let value = "<b>bold</b> & <img src=x onerror=alert(1)>";
+    store(&app, &b, key, value).await;
+    let rows = b.user_rows().await;
+    assert_eq!(rows.get(key), Some(&json(value)), "rows: {rows:?}");
+    for tag in ["i", "b", "img"] {
+        let found = b
+            .client
+            .find_all(fantoccini::Locator::Css(&format!("#session-data {tag}")))
+            .await
+            .expect("find_all");
+        assert!(found.is_empty(), "a <{tag}> element was injected");
+    }
+    // The same on the read page, and in the flash.
+    assert!(b.text("flash").await.contains(key));
+    let page = format!(
+        "/session/get?key={}",
+        url::form_urlencoded::byte_serialize(key.as_bytes()).collect::<String>()
+    );
+    b.open(&app.url(&page)).await;
+    assert_eq!(b.text("get-key").await, key);
+    assert_eq!(b.text("get-value").await, json(value));
 
     b.close().await;
     app.finish().await;
