@@ -1,0 +1,611 @@
+//! The browser scenarios, written once and run against every backend: real
+//! Chromium over the real pages, found by their stable element ids.
+
+use std::time::Duration;
+
+use super::driver::{Browser, OneBrowser, browser, browsers};
+use super::support::{Kind, TestApp, spawn_app, spawn_app_with};
+use websessions::config::Settings;
+
+/// A browser, then the app (so a missing chromedriver skips before anything
+/// starts). `None`: skipped, the skip line has been printed.
+async fn start(kind: Kind) -> Option<(TestApp, OneBrowser)> {
+    start_with(kind, |_| {}).await
+}
+
+async fn start_with(
+    kind: Kind,
+    adjust: impl FnOnce(&mut Settings),
+) -> Option<(TestApp, OneBrowser)> {
+    let b = browser().await?;
+    match spawn_app_with(kind, adjust).await {
+        Some(app) => Some((app, b)),
+        None => {
+            b.close().await;
+            None
+        }
+    }
+}
+
+fn cookie_name(app: &TestApp) -> String {
+    app.settings.session.cookie_name.clone()
+}
+
+/// Opens the root page and stores `key = value` through the form.
+async fn store(app: &TestApp, b: &Browser, key: &str, value: &str) {
+    let here = b.client.current_url().await.expect("current URL");
+    if !here.as_str().starts_with(&app.address) || here.path() != "/" {
+        b.open(&app.url("/")).await;
+    }
+    b.store(key, value).await;
+    assert_eq!(b.path().await, "/", "the set form redirects to /");
+}
+
+fn json(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+pub async fn first_visit_creates_no_session(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    b.open(&app.url("/")).await;
+    assert!(b.text("session-new").await.starts_with("yes"));
+    assert_eq!(b.text("fingerprint").await, "no session");
+    assert!(b.exists("session-empty").await);
+    assert!(b.exists("at-rest-none").await);
+    assert!(!b.exists("flash").await);
+    assert_eq!(
+        b.text("backend").await,
+        app.settings.session.backend.to_string()
+    );
+    b.reload().await;
+    assert!(b.text("session-new").await.starts_with("yes"));
+    assert_eq!(
+        b.cookie(&name).await,
+        None,
+        "looking creates no session cookie"
+    );
+    assert_eq!(app.count().await, 0, "looking creates no record");
+
+    b.store("greeting", "hello").await;
+    assert!(b.text("session-new").await.starts_with("no"));
+    assert!(b.cookie(&name).await.is_some(), "a write sets the cookie");
+    assert_eq!(app.count().await, 1);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn store_shows_in_table_and_flash(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    store(&app, &b, "color", "blue").await;
+    assert!(
+        b.text("flash").await.contains("color"),
+        "flash: {}",
+        b.text("flash").await
+    );
+    let rows = b.user_rows().await;
+    assert_eq!(rows.get("color"), Some(&json("blue")), "rows: {rows:?}");
+    assert!(!b.exists("session-empty").await);
+    assert!(!b.text("fingerprint").await.is_empty());
+    // The at-rest panel shows the stored record.
+    assert!(b.exists("at-rest").await);
+    let content = b.text("at-rest-content").await;
+    assert!(content.contains("color"), "at rest: {content}");
+
+    store(&app, &b, "color", "green").await;
+    assert_eq!(b.user_rows().await.get("color"), Some(&json("green")));
+    assert_eq!(app.count().await, 1, "one visitor, one record");
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn reload_keeps_data(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    store(&app, &b, "name", "Ada").await;
+    let fingerprint = b.text("fingerprint").await;
+    let visits: i64 = b.text("visits").await.parse().expect("visits a number");
+    b.reload().await;
+    assert_eq!(b.user_rows().await.get("name"), Some(&json("Ada")));
+    assert_eq!(b.text("fingerprint").await, fingerprint);
+    assert!(!b.exists("flash").await, "a flash shows once");
+    let after: i64 = b.text("visits").await.parse().expect("visits a number");
+    assert_eq!(after, visits + 1, "a reload of / counts a visit");
+    b.open(&app.url("/")).await;
+    assert_eq!(b.user_rows().await.get("name"), Some(&json("Ada")));
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn get_with_default(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    store(&app, &b, "color", "blue").await;
+
+    // Absent: the default, marked as such.
+    b.fill("get-key-input", "size").await;
+    b.fill("get-default", "medium").await;
+    b.submit("get-submit").await;
+    assert!(b.path().await.starts_with("/session/get?"));
+    assert_eq!(b.text("get-key").await, "size");
+    assert_eq!(b.text("get-value").await, "medium");
+    assert!(b.exists("get-default-used").await);
+
+    // Present: the stored value (as JSON), no default marker.
+    b.open(&app.url("/")).await;
+    b.fill("get-key-input", "color").await;
+    b.fill("get-default", "none").await;
+    b.submit("get-submit").await;
+    assert_eq!(b.text("get-key").await, "color");
+    assert_eq!(b.text("get-value").await, json("blue"));
+    assert!(!b.exists("get-default-used").await);
+
+    // Reading wrote nothing.
+    b.open(&app.url("/")).await;
+    let rows = b.user_rows().await;
+    assert_eq!(rows.len(), 1, "rows: {rows:?}");
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn remove_key(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    store(&app, &b, "keep", "1").await;
+    store(&app, &b, "drop", "2").await;
+    b.fill("remove-key", "drop").await;
+    b.submit("remove-submit").await;
+    assert_eq!(b.path().await, "/");
+    assert!(b.text("flash").await.contains("Removed"));
+    let rows = b.user_rows().await;
+    assert_eq!(rows.get("keep"), Some(&json("1")));
+    assert!(!rows.contains_key("drop"), "rows: {rows:?}");
+
+    // Removing an absent key says so and changes nothing.
+    b.fill("remove-key", "drop").await;
+    b.submit("remove-submit").await;
+    assert!(b.text("flash").await.contains("nothing to remove"));
+    assert_eq!(b.user_rows().await.len(), 1);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn explicit_save(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    // Without a session, saving creates nothing.
+    b.open(&app.url("/")).await;
+    b.submit("save-submit").await;
+    assert!(b.text("flash").await.contains("no session to save"));
+    assert_eq!(b.cookie(&name).await, None);
+    assert_eq!(app.count().await, 0);
+
+    store(&app, &b, "k", "v").await;
+    let fingerprint = b.text("fingerprint").await;
+    b.submit("save-submit").await;
+    assert_eq!(b.path().await, "/");
+    assert!(b.text("flash").await.contains("Saved"));
+    assert_eq!(b.user_rows().await.get("k"), Some(&json("v")));
+    assert_eq!(
+        b.text("fingerprint").await,
+        fingerprint,
+        "save keeps the id"
+    );
+    assert_eq!(app.count().await, 1);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn cycle_changes_fingerprint_keeps_data(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    store(&app, &b, "a", "1").await;
+    store(&app, &b, "b", "2").await;
+    let before_fp = b.text("fingerprint").await;
+    let before_cookie = b.cookie(&name).await.expect("a session cookie");
+    let before_rows = b.user_rows().await;
+
+    b.submit("cycle-submit").await;
+    assert_eq!(b.path().await, "/");
+    let after_fp = b.text("fingerprint").await;
+    assert_ne!(after_fp, before_fp, "cycle changes the id");
+    let flash = b.text("flash").await;
+    assert!(
+        flash.contains(&before_fp) && flash.contains(&after_fp),
+        "flash: {flash}"
+    );
+    assert_ne!(b.cookie(&name).await.expect("a cookie"), before_cookie);
+    assert_eq!(b.user_rows().await, before_rows, "cycle keeps the data");
+    assert_eq!(app.count().await, 1, "the old record is gone");
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn delete_session(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    store(&app, &b, "a", "1").await;
+    assert!(b.cookie(&name).await.is_some());
+
+    b.submit("delete-submit").await;
+    assert_eq!(b.path().await, "/?done=deleted");
+    assert!(b.text("flash").await.contains("deleted"));
+    assert!(b.exists("session-empty").await);
+    assert!(!b.exists("session-data").await);
+    assert!(b.text("session-new").await.starts_with("yes"));
+    assert_eq!(b.cookie(&name).await, None, "chromium dropped the cookie");
+    assert_eq!(app.count().await, 0, "the record is gone");
+
+    // Looking again recreates nothing.
+    b.reload().await;
+    assert_eq!(b.cookie(&name).await, None);
+    assert_eq!(app.count().await, 0);
+
+    // Storing again starts a new session, without the old data.
+    b.store("b", "2").await;
+    let rows = b.user_rows().await;
+    assert_eq!(rows.len(), 1, "rows: {rows:?}");
+    assert_eq!(rows.get("b"), Some(&json("2")));
+    assert_eq!(app.count().await, 1);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn login_and_logout(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    store(&app, &b, "cart", "3 books").await;
+    let before_fp = b.text("fingerprint").await;
+    assert!(!b.exists("user").await);
+
+    b.fill("login-name", "Grace").await;
+    b.submit("login-submit").await;
+    assert_eq!(b.path().await, "/");
+    assert_eq!(b.text("user").await, "Grace");
+    assert!(b.text("flash").await.contains("Logged in as Grace"));
+    assert_ne!(
+        b.text("fingerprint").await,
+        before_fp,
+        "login cycles the id"
+    );
+    assert_eq!(b.user_rows().await.get("cart"), Some(&json("3 books")));
+    assert!(b.exists("form-logout").await);
+    assert!(!b.exists("form-login").await);
+    assert_eq!(app.count().await, 1);
+
+    b.submit("logout-submit").await;
+    assert_eq!(b.path().await, "/?done=logged_out");
+    assert!(b.text("flash").await.contains("logged out"));
+    assert!(!b.exists("user").await);
+    assert!(b.exists("session-empty").await);
+    assert!(b.exists("form-login").await);
+    assert_eq!(b.cookie(&name).await, None);
+    assert_eq!(app.count().await, 0, "logout deletes the session");
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn stale_csrf_token_is_refused(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    store(&app, &b, "color", "blue").await;
+    // A token bound to the session id before it changed.
+    let stale = b
+        .client
+        .execute(
+            "return document.querySelector('#form-set input[name=csrf_token]').value;",
+            vec![],
+        )
+        .await
+        .expect("the token");
+    b.submit("cycle-submit").await;
+    let rows = b.user_rows().await;
+
+    b.client
+        .execute(
+            "document.querySelector('#form-set input[name=csrf_token]').value = arguments[0];",
+            vec![stale],
+        )
+        .await
+        .expect("plant the stale token");
+    b.fill("set-key", "color").await;
+    b.fill("set-value", "red").await;
+    b.submit("set-submit").await;
+    assert_eq!(b.text("error-status").await, "403");
+    let message = b.text("error-message").await;
+    assert!(message.contains("CSRF"), "message: {message}");
+    assert!(b.exists("nav-home").await, "the error page uses the layout");
+
+    // A forged token is refused the same way.
+    b.open(&app.url("/")).await;
+    b.client
+        .execute(
+            "document.querySelector('#form-remove input[name=csrf_token]').value = 'forged';",
+            vec![],
+        )
+        .await
+        .expect("plant a forged token");
+    b.fill("remove-key", "color").await;
+    b.submit("remove-submit").await;
+    assert_eq!(b.text("error-status").await, "403");
+
+    b.open(&app.url("/")).await;
+    assert_eq!(b.user_rows().await, rows, "nothing changed");
+    assert_eq!(app.count().await, 1);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn refused_write_shows_inline(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    // A fresh visitor whose write is refused gets no session.
+    b.open(&app.url("/")).await;
+    b.store("_user", "mallory").await;
+    assert_eq!(
+        b.path().await,
+        "/session/set",
+        "re-rendered, not redirected"
+    );
+    assert!(b.exists("form-error").await);
+    assert!(!b.text("form-error").await.is_empty());
+    assert_eq!(
+        b.find("set-key").await.prop("value").await.expect("value"),
+        Some("_user".into()),
+        "the typed key is kept"
+    );
+    assert_eq!(b.cookie(&name).await, None);
+    assert_eq!(app.count().await, 0);
+
+    // With a session, a refused write leaves it as it was.
+    store(&app, &b, "color", "blue").await;
+    let rows = b.user_rows().await;
+    b.store("_visits", "1000").await;
+    assert!(b.exists("form-error").await);
+    b.open(&app.url("/")).await;
+    assert_eq!(b.user_rows().await, rows);
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn markup_in_keys_and_values_is_text(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let key = "a\"b<i>k</i>";
+    let value = "<b>bold</b> & <img src=x onerror=alert(1)>";
+    store(&app, &b, key, value).await;
+    let rows = b.user_rows().await;
+    assert_eq!(rows.get(key), Some(&json(value)), "rows: {rows:?}");
+    for tag in ["i", "b", "img"] {
+        let found = b
+            .client
+            .find_all(fantoccini::Locator::Css(&format!("#session-data {tag}")))
+            .await
+            .expect("find_all");
+        assert!(found.is_empty(), "a <{tag}> element was injected");
+    }
+    // The same on the read page, and in the flash.
+    assert!(b.text("flash").await.contains(key));
+    let page = format!(
+        "/session/get?key={}",
+        url::form_urlencoded::byte_serialize(key.as_bytes()).collect::<String>()
+    );
+    b.open(&app.url(&page)).await;
+    assert_eq!(b.text("get-key").await, key);
+    assert_eq!(b.text("get-value").await, json(value));
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn session_cookie_is_http_only(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let name = cookie_name(&app);
+    store(&app, &b, "secret", "s3").await;
+    assert!(b.cookie(&name).await.is_some(), "chromium holds the cookie");
+    let seen = b.document_cookie().await;
+    assert!(
+        !seen.contains(&name),
+        "document.cookie shows the session cookie: {seen}"
+    );
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn two_visitors_never_meet(kind: Kind) {
+    let Some(all) = browsers(2).await else {
+        return;
+    };
+    let app = spawn_app(kind).await.expect("app");
+    let name = cookie_name(&app);
+    let (alice, bob) = (&all.list[0], &all.list[1]);
+    store(&app, alice, "who", "alice").await;
+    store(&app, bob, "who", "bob").await;
+    store(&app, alice, "only-alice", "x").await;
+    assert_eq!(app.count().await, 2);
+
+    alice.open(&app.url("/")).await;
+    bob.open(&app.url("/")).await;
+    let a = alice.user_rows().await;
+    let b = bob.user_rows().await;
+    assert_eq!(a.get("who"), Some(&json("alice")));
+    assert_eq!(b.get("who"), Some(&json("bob")));
+    assert!(!b.contains_key("only-alice"), "bob sees: {b:?}");
+    assert_ne!(
+        alice.text("fingerprint").await,
+        bob.text("fingerprint").await
+    );
+    assert_ne!(alice.cookie(&name).await, bob.cookie(&name).await);
+
+    // One leaving does not touch the other.
+    alice.submit("delete-submit").await;
+    bob.reload().await;
+    assert_eq!(bob.user_rows().await.get("who"), Some(&json("bob")));
+    assert_eq!(app.count().await, 1);
+
+    all.close().await;
+    app.finish().await;
+}
+
+/// The `#expires-at` shown by `/session/get`: three loads, the last two
+/// more than `touch_interval` (1 s) after the first. A page shows the
+/// expiry as loaded, so a touch by the second load shows on the third.
+async fn expiry_across_reads(app: &TestApp, b: &Browser) -> [String; 3] {
+    store(app, b, "color", "blue").await;
+    let page = app.url("/session/get?key=color&default=none");
+    b.open(&page).await;
+    assert_eq!(b.text("get-value").await, json("blue"));
+    let first = b.expires_at().await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    b.open(&page).await;
+    let second = b.expires_at().await;
+    b.open(&page).await;
+    let third = b.expires_at().await;
+    [first, second, third]
+}
+
+pub async fn extend_off_read_does_not_move_expiry(kind: Kind) {
+    let Some((app, b)) = start_with(kind, |s| s.session.extend_on_every_request = false).await
+    else {
+        return;
+    };
+    let [first, second, third] = expiry_across_reads(&app, &b).await;
+    assert_eq!(first, second, "a read moved the expiry");
+    assert_eq!(first, third, "a read moved the expiry");
+
+    b.close().await;
+    app.finish().await;
+}
+
+/// The control of the test above: with the default, a read does extend.
+pub async fn extend_on_read_moves_expiry(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let [first, _, third] = expiry_across_reads(&app, &b).await;
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    };
+    assert!(
+        parse(&third) > parse(&first),
+        "a read did not extend: {first} then {third}"
+    );
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn account_page_after_login(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    b.open(&app.url("/account/sessions")).await;
+    assert!(b.exists("account-anonymous").await);
+
+    b.open(&app.url("/")).await;
+    b.fill("login-name", "Linus").await;
+    b.submit("login-submit").await;
+    let fingerprint = b.text("fingerprint").await;
+
+    b.follow("nav-account").await;
+    assert_eq!(b.path().await, "/account/sessions");
+    assert_eq!(b.text("user").await, "Linus");
+    assert!(!b.exists("account-anonymous").await);
+    assert!(b.exists("account-sessions").await);
+    let row = format!("account-{fingerprint}");
+    assert!(b.exists(&row).await, "no row #{row}");
+    let ua = b.css_text(&format!("#{row} td.ua")).await;
+    assert!(ua.contains("Chrome"), "user agent: {ua}");
+
+    b.close().await;
+    app.finish().await;
+}
+
+pub async fn not_found_page_uses_layout(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    b.open(&app.url("/no/such/page")).await;
+    assert_eq!(b.text("error-status").await, "404");
+    assert!(!b.text("error-message").await.is_empty());
+    assert!(b.exists("nav-home").await, "the layout's navigation");
+    assert!(b.exists("nav-account").await);
+    let title = b.client.title().await.expect("title");
+    assert!(title.ends_with("· websessions"), "title: {title}");
+    // The stylesheet applies: the header is laid out, not raw HTML.
+    let header = b
+        .client
+        .execute(
+            "return getComputedStyle(document.querySelector('.site-header')).display;",
+            vec![],
+        )
+        .await
+        .expect("style");
+    assert_ne!(header, serde_json::json!("inline"), "no stylesheet");
+    assert_eq!(b.cookie(&cookie_name(&app)).await, None);
+    assert_eq!(app.count().await, 0);
+
+    b.close().await;
+    app.finish().await;
+}
+
+/// The root page with a few keys at desktop size; written to
+/// `docs/screenshot.png` only when `UPDATE_SCREENSHOTS=1`.
+pub async fn screenshot(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    b.client
+        .set_window_size(1280, 900)
+        .await
+        .expect("window size");
+    store(&app, &b, "name", "Ada Lovelace").await;
+    store(&app, &b, "color", "teal").await;
+    store(&app, &b, "cart", "2 books, 1 lamp").await;
+    b.open(&app.url("/")).await;
+    let png = b.client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs");
+        std::fs::create_dir_all(dir).expect("docs/");
+        std::fs::write(format!("{dir}/screenshot.png"), &png).expect("write the screenshot");
+        println!("wrote {dir}/screenshot.png");
+    }
+
+    b.close().await;
+    app.finish().await;
+}
