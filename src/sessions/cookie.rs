@@ -315,10 +315,14 @@ where
                     created_at: created_at_of(&r.data),
                 }
             });
-            let at_rest = sent
-                .as_ref()
+            // The panel shows the raw value the browser holds (encrypted or
+            // signed), not the decoded one.
+            let raw = cookies
+                .get(&setup.cookie_name)
+                .map(|c| c.value().to_owned());
+            let at_rest = raw
                 .filter(|_| record.is_some())
-                .map(|c| describe(&setup, c, record.as_ref()));
+                .map(|raw| describe(&setup, &raw, record.as_ref()));
             let initial_id = record.as_ref().map(|r| r.id);
             req.extensions_mut().insert(SessionView::client_side(
                 Backend::Cookie,
@@ -381,6 +385,12 @@ async fn settle(
             now + time::Duration::seconds(secs),
         )));
     }
+    // Save here, not in the crate's layer: the crate skips its save when the
+    // handler already saved explicitly (`cycle_id` + `save`, then a flash),
+    // which would lose whatever the handler wrote after that save.
+    if session.is_modified() {
+        session.save().await?;
+    }
     Ok(())
 }
 
@@ -415,8 +425,8 @@ pub fn round_up_max_age(name: &str, mut res: Response<Body>) -> Response<Body> {
     res
 }
 
-fn describe(setup: &CookieSetup, cookie: &Cookie<'static>, record: Option<&Record>) -> AtRest {
-    let size = setup.cookie_name.len() + 1 + cookie.value().len();
+fn describe(setup: &CookieSetup, raw: &str, record: Option<&Record>) -> AtRest {
+    let size = setup.cookie_name.len() + 1 + raw.len();
     let mut facts = vec![
         (
             "cookie size".to_owned(),
@@ -444,7 +454,7 @@ fn describe(setup: &CookieSetup, cookie: &Cookie<'static>, record: Option<&Recor
         CookieMode::Signed => record.and_then(|r| serde_json::to_string_pretty(&r.data).ok()),
         CookieMode::Private => Some(format!(
             "{}… (encrypted: only the server can read it)",
-            &cookie.value()[..cookie.value().len().min(80)]
+            &raw[..raw.len().min(80)]
         )),
     };
     AtRest {

@@ -99,6 +99,8 @@ macro_rules! browser_tests {
 
 browser_tests!(file, Kind::File);
 browser_tests!(memory, Kind::Memory);
+browser_tests!(sqlite, Kind::Sqlite);
+browser_tests!(cookie, Kind::Cookie);
 
 use support::Kind;
 
