@@ -38,6 +38,16 @@ impl Application {
         settings: Settings,
         store: Option<Arc<dyn SiteStore>>,
     ) -> anyhow::Result<Self> {
+        Self::build_with(settings, store, None).await
+    }
+
+    /// Like `build_with_store`, with extra routes behind the session layer
+    /// (tests add routes the binary never has).
+    pub async fn build_with(
+        settings: Settings,
+        store: Option<Arc<dyn SiteStore>>,
+        extra: Option<axum::Router<AppState>>,
+    ) -> anyhow::Result<Self> {
         crate::web::set_debug_errors(settings.server.debug_errors);
         let settings = Arc::new(settings);
         let s = &settings.session;
@@ -61,7 +71,7 @@ impl Application {
                 CookieSetup::new(&settings).map_err(|e| anyhow::anyhow!(e))?,
             )),
         };
-        let router = crate::routes::router(state, sessions);
+        let router = crate::routes::router(state, sessions, extra);
         let listener = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("binding {}", settings.server.bind))?;

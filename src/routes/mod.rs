@@ -36,14 +36,19 @@ use crate::state::AppState;
 /// Requests that take longer are answered 408 and their session is not saved.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn router(state: AppState, sessions: Sessions) -> Router {
+/// `extra` routes are mounted behind the session layer like the site's own:
+/// tests use it to add routes the binary never has (a deliberately slow one).
+pub fn router(state: AppState, sessions: Sessions, extra: Option<Router<AppState>>) -> Router {
     // Pages, forms and the API: everything that reads or writes the session.
     let with_session = Router::new()
         .merge(pages::router())
         .merge(session::router())
         .merge(auth::router())
         .merge(account::router())
-        .merge(api::router());
+        .merge(api::router())
+        .merge(extra.unwrap_or_default());
+    let serialize = state.settings.session.serialize_requests;
+    let cookie_name = state.settings.session.cookie_name.clone();
     // Reads the session but never extends it.
     let read_only = api::expiry_router();
     // `Router::layer` returns `Router` whatever the layer, so the choice of
@@ -70,6 +75,16 @@ pub fn router(state: AppState, sessions: Sessions) -> Router {
                     .layer(fix),
             )
         }
+    };
+    // Outside the session layer: held from before the load until after the save.
+    let with_session = if serialize {
+        let locks = crate::sessions::serialize::VisitorLocks::new(&cookie_name);
+        with_session.layer(axum::middleware::from_fn_with_state(
+            locks,
+            crate::sessions::serialize::serialize,
+        ))
+    } else {
+        with_session
     };
 
     let body_limit = state.settings.session.max_session_bytes + 64 * 1024;

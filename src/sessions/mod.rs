@@ -11,6 +11,7 @@ pub mod memcached;
 pub mod memory;
 pub mod redis;
 pub mod request_store;
+pub mod serialize;
 pub mod store;
 pub mod view;
 

@@ -112,6 +112,16 @@ pub async fn spawn_app(kind: Kind) -> Option<TestApp> {
 }
 
 pub async fn spawn_app_with(kind: Kind, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    spawn_app_with_routes(kind, adjust, None).await
+}
+
+/// Like `spawn_app_with`, with extra routes mounted behind the session
+/// layer: routes only tests have (a deliberately slow read, say).
+pub async fn spawn_app_with_routes(
+    kind: Kind,
+    adjust: impl FnOnce(&mut Settings),
+    extra: Option<axum::Router<websessions::state::AppState>>,
+) -> Option<TestApp> {
     LazyLock::force(&TRACING);
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut settings = test_settings();
@@ -154,7 +164,10 @@ pub async fn spawn_app_with(kind: Kind, adjust: impl FnOnce(&mut Settings)) -> O
         _ => {}
     }
     adjust(&mut settings);
-    let app = Application::build(settings.clone())
+    let store = websessions::sessions::open_store(&settings)
+        .await
+        .expect("the store opens");
+    let app = Application::build_with(settings.clone(), store, extra)
         .await
         .expect("the app builds");
     let store = app.store();
