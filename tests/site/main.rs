@@ -6,4 +6,5 @@ mod support;
 
 mod cli;
 mod file_store;
+mod instances;
 mod pages;
