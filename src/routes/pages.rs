@@ -114,11 +114,11 @@ pub async fn render_root(
         rows,
         at_rest,
         extend_on_every_request: s.extend_on_every_request,
-        idle_timeout: humantime::format_duration(s.idle_timeout).to_string(),
+        idle_timeout: format::duration(s.idle_timeout.as_secs() as i64),
         absolute_timeout: if s.absolute_timeout.is_zero() {
             "none".into()
         } else {
-            humantime::format_duration(s.absolute_timeout).to_string()
+            format::duration(s.absolute_timeout.as_secs() as i64)
         },
         form_error,
         form,

@@ -30,7 +30,7 @@ use tower_sessions::session::{Expiry, Id};
 
 use super::keys::CREATED_AT;
 use super::request_store::{ExpiryPolicy, LastWrite, RequestStore};
-use super::store::{SiteStore, WriteOutcome};
+use super::store::{SiteStore, WriteOutcome, fingerprint};
 use super::view::SessionView;
 use crate::config::{self, Backend};
 use crate::error::AppError;
@@ -206,6 +206,10 @@ where
                         "session cookie for an unknown or expired session: starting a fresh session"
                     );
                 }
+            }
+            // The request span carries the fingerprint, never the id.
+            if let Some(id) = session.id() {
+                tracing::Span::current().record("session", fingerprint(&id).as_str());
             }
 
             req.extensions_mut().insert(session.clone());

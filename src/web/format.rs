@@ -31,14 +31,20 @@ pub fn seconds_left(at: OffsetDateTime) -> i64 {
     (at - OffsetDateTime::now_utc()).whole_seconds().max(0)
 }
 
-/// `1 h 2 min 3 s`
+/// `1 h 2 min 3 s`; zero parts are left out (`24 h`, `1 min 5 s`).
 pub fn duration(seconds: i64) -> String {
     let (h, m, s) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
-    match (h, m) {
-        (0, 0) => format!("{s} s"),
-        (0, _) => format!("{m} min {s} s"),
-        _ => format!("{h} h {m} min {s} s"),
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h} h"));
     }
+    if m > 0 {
+        parts.push(format!("{m} min"));
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(format!("{s} s"));
+    }
+    parts.join(" ")
 }
 
 #[cfg(test)]
@@ -50,6 +56,8 @@ mod tests {
         assert_eq!(duration(5), "5 s");
         assert_eq!(duration(65), "1 min 5 s");
         assert_eq!(duration(3725), "1 h 2 min 5 s");
+        assert_eq!(duration(86_400), "24 h");
+        assert_eq!(duration(0), "0 s");
     }
 
     #[test]
