@@ -15,6 +15,7 @@ use crate::sessions::cookie::CookieSetup;
 use crate::sessions::layer::SessionConfig;
 use crate::sessions::store::{Capability, SiteStore};
 use crate::state::AppState;
+use crate::web::accounts::Accounts;
 use crate::web::csrf::Csrf;
 
 /// A bound, ready-to-serve site. Binding happens in `build`, so the port is
@@ -64,6 +65,14 @@ impl Application {
             backend: s.backend,
             store: store.clone(),
             csrf: Arc::new(Csrf::new(current, previous, s.secure)),
+            accounts: store.clone().map(|store| {
+                // An index must outlive every session it lists.
+                let lifetime = s.absolute().unwrap_or(s.idle_timeout).max(s.idle_timeout);
+                let seen_every = s
+                    .effective_touch_interval()
+                    .max(std::time::Duration::from_secs(1));
+                Arc::new(Accounts::new(store, current, lifetime, seen_every))
+            }),
         };
         let sessions = match &store {
             Some(store) => Sessions::Server(Arc::new(SessionConfig::new(&settings, store.clone()))),

@@ -14,6 +14,8 @@ pub struct AppState {
     /// The server-side store; `None` for the cookie backend.
     pub store: Option<Arc<dyn SiteStore>>,
     pub csrf: Arc<Csrf>,
+    /// Each user's index of sessions; `None` for the cookie backend.
+    pub accounts: Option<Arc<crate::web::accounts::Accounts>>,
 }
 
 impl AppState {

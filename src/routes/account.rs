@@ -1,9 +1,7 @@
-//! `/account/sessions`: the signed-in user's sessions.
-//!
-//! This first version lists the session of this browser only: listing and
-//! revoking the user's other sessions needs a per-user index of sessions by
-//! storage hash, which the "log out everywhere" work adds. The revoke forms
-//! are refused with a clear message until then, and change nothing.
+//! `/account/sessions`: the signed-in user's sessions, from their index
+//! (see `web::accounts`), with one-by-one and "everywhere else" revocation.
+//! The cookie backend keeps no server state, so it cannot list or revoke
+//! sessions; the page says so.
 
 use axum::Router;
 use axum::extract::State;
@@ -14,8 +12,11 @@ use serde::Deserialize;
 
 use crate::error::PageError;
 use crate::state::AppState;
+use crate::web::accounts::at;
 use crate::web::format;
-use crate::web::page::{PageForm, check_csrf, csrf_for_page, layout, with_cookie};
+use crate::web::page::{
+    PageForm, SignedIn, check_csrf, csrf_for_page, layout, signed_in_user, with_cookie,
+};
 use crate::web::site_session::SiteSession;
 use crate::web::templates::{AccountPage, AccountRow, render};
 
@@ -23,7 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/account/sessions", get(list))
         .route("/account/sessions/revoke", post(revoke))
-        .route("/account/sessions/revoke-others", post(revoke))
+        .route("/account/sessions/revoke-others", post(revoke_others))
 }
 
 async fn list(
@@ -31,37 +32,38 @@ async fn list(
     session: SiteSession,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let csrf = csrf_for_page(&state, &session, &headers);
     let mut layout = layout(&state, &session, "Your sessions").await?;
-    layout.flash = session.take_flash().await?;
-    let user = session.user().await?;
-    let mut rows = Vec::new();
-    if let (Some(user), Some(fp)) = (&user, session.fingerprint()) {
-        let user_agent = headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("unknown")
-            .to_owned();
-        let logged_in = time::OffsetDateTime::from_unix_timestamp(user.logged_in_at).ok();
-        rows.push(AccountRow {
-            fingerprint: fp,
-            created: session
-                .created_at()
-                .or(logged_in)
-                .map(format::datetime)
-                .unwrap_or_default(),
-            last_seen: format::datetime(time::OffsetDateTime::now_utc()),
-            user_agent,
-            current: true,
-        });
+    let flash = session.take_flash().await?;
+    if layout.flash.is_none() {
+        layout.flash = flash;
     }
+    let csrf = csrf_for_page(&state, &session, &headers);
+    let user = layout.user.clone();
+    let current = session.fingerprint();
+    let mut rows = Vec::new();
+    if let (Some(user), Some(accounts)) = (&user, &state.accounts) {
+        for (fingerprint, entry) in accounts.list(user).await? {
+            rows.push(AccountRow {
+                current: current.as_deref() == Some(fingerprint.as_str()),
+                fingerprint,
+                created: format::datetime(at(entry.created_ms)),
+                last_seen: format::datetime(at(entry.last_seen_ms)),
+                user_agent: entry.user_agent,
+            });
+        }
+    }
+    let supported = state.accounts.is_some();
     let page = AccountPage {
         layout,
         csrf_token: csrf.token,
-        user: user.map(|u| u.name),
+        user,
         rows,
-        supported: true,
-        note: "This list shows this browser's session; listing and revoking your other sessions is not built yet.".into(),
+        supported,
+        note: if supported {
+            String::new()
+        } else {
+            "With the cookie backend every session lives only in its browser: the server keeps no list of them and cannot end one. Rotating session.secret_key ends them all.".into()
+        },
     };
     Ok(with_cookie(
         ([(header::CACHE_CONTROL, "no-store")], Html(render(&page)?)).into_response(),
@@ -73,6 +75,8 @@ async fn list(
 pub struct RevokeForm {
     #[serde(default)]
     csrf_token: String,
+    #[serde(default)]
+    fingerprint: String,
 }
 
 async fn revoke(
@@ -82,11 +86,41 @@ async fn revoke(
     PageForm(form): PageForm<RevokeForm>,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &session, &headers, &form.csrf_token)?;
-    if session.exists() {
+    if let (SignedIn::User(user), Some(accounts)) =
+        (signed_in_user(&state, &session).await?, &state.accounts)
+    {
+        let text = if session.fingerprint().as_deref() == Some(form.fingerprint.as_str()) {
+            "That is this browser's session: use Log out instead.".to_owned()
+        } else if accounts.remove(&user.name, &form.fingerprint).await? {
+            format!(
+                "Session {} revoked: that browser is signed out at its next request.",
+                form.fingerprint
+            )
+        } else {
+            format!("No session {} to revoke.", form.fingerprint)
+        };
+        session.flash("ok", text).await?;
+    }
+    Ok(Redirect::to("/account/sessions").into_response())
+}
+
+async fn revoke_others(
+    State(state): State<AppState>,
+    session: SiteSession,
+    headers: HeaderMap,
+    PageForm(form): PageForm<RevokeForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&state, &session, &headers, &form.csrf_token)?;
+    if let (SignedIn::User(user), Some(accounts), Some(fp)) = (
+        signed_in_user(&state, &session).await?,
+        &state.accounts,
+        session.fingerprint(),
+    ) {
+        let gone = accounts.keep_only(&user.name, &fp).await?;
         session
             .flash(
-                "error",
-                "Revoking other sessions is not built yet: nothing was changed.",
+                "ok",
+                format!("Signed out everywhere else: {gone} other session(s) revoked."),
             )
             .await?;
     }

@@ -65,6 +65,18 @@ async fn login(
         session.session.cycle_id().await?;
     }
     session.set_user(&name).await?;
+    if let Some(accounts) = &state.accounts {
+        // Save now: the session's (new) id exists only once stored, and
+        // the user's index lists it by fingerprint.
+        session.session.save().await?;
+        if let Some(fp) = session.fingerprint() {
+            let user_agent = headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("unknown");
+            accounts.add(&name, &fp, user_agent).await?;
+        }
+    }
     session
         .flash(
             "ok",
@@ -81,6 +93,13 @@ async fn logout(
     PageForm(form): PageForm<TokenOnly>,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &session, &headers, &form.csrf_token)?;
+    if let (Some(accounts), Some(user), Some(fp)) = (
+        &state.accounts,
+        session.user().await?,
+        session.fingerprint(),
+    ) {
+        accounts.remove(&user.name, &fp).await?;
+    }
     session.session.flush().await?;
     Ok(Redirect::to("/?done=logged_out").into_response())
 }

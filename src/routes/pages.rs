@@ -83,7 +83,10 @@ pub async fn render_root(
 ) -> Result<Response, PageError> {
     let csrf = csrf_for_page(state, session, headers);
     let mut layout = layout(state, session, "Your session").await?;
-    layout.flash = flash;
+    // A revocation notice from `layout` wins over an older message.
+    if layout.flash.is_none() {
+        layout.flash = flash;
+    }
 
     let mut entries = session.entries().await?;
     if let Some(visits) = session.session.get_value(VISITS).await? {
