@@ -268,3 +268,97 @@ async fn serve_prints_the_url_and_stops_gracefully_on_sigterm() {
         .unwrap();
     assert!(status.success(), "graceful exit: {status}");
 }
+
+#[test]
+fn cookie_backend_admin_commands_say_what_they_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["sessions", "stats"][..],
+        &["sessions", "purge-expired"],
+        &["sessions", "clear", "--yes"],
+    ] {
+        let out = websessions(dir.path(), args, &[("APP_SESSION__BACKEND", "cookie")]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("browsers") && text.contains("cannot"),
+            "{args:?}: {text}"
+        );
+    }
+    let out = websessions(
+        dir.path(),
+        &["migrate"],
+        &[("APP_SESSION__BACKEND", "cookie")],
+    );
+    assert!(out.status.success() && stdout(&out).contains("nothing to migrate"));
+}
+
+/// Starts the built binary on a free port; returns the child and its URL.
+fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websessions"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .env("APP_ENV", "test")
+        .env(
+            "APP_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("APP_SESSION__FILE__DIR", dir.join("sessions"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the URL")
+        .to_owned();
+    (child, url)
+}
+
+#[tokio::test]
+async fn a_cookie_session_written_by_one_process_is_read_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("APP_SESSION__BACKEND", "cookie")];
+    let (mut a, url_a) = serve(dir.path(), &env);
+    let (mut b, url_b) = serve(dir.path(), &env);
+    let client = reqwest::Client::new();
+    let resp = client
+        .put(format!("{url_a}api/session/fruit"))
+        .json(&json!("pear"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = client
+        .get(format!("{url_b}api/session/fruit"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({"key": "fruit", "value": "pear"}),
+        "process B reads what process A wrote"
+    );
+    for child in [&mut a, &mut b] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
