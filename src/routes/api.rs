@@ -82,6 +82,24 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for AppJson<
     }
 }
 
+/// The `{key}` of the path, with the API's error shape when it is not
+/// valid (for example not UTF-8 once decoded): 400 `{"error": …}`.
+pub struct AppPath(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AppPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(key)) => Ok(AppPath(key)),
+            Err(rejection) => Err(ApiError(AppError::BadRequest(format!(
+                "the key in the path is not usable: {}",
+                rejection.body_text()
+            )))),
+        }
+    }
+}
+
 async fn show(State(state): State<AppState>, session: SiteSession) -> Result<Response, ApiError> {
     let exists = session.exists();
     let body = json!({
@@ -104,7 +122,7 @@ fn check_read_key(key: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn get_key(session: SiteSession, Path(key): Path<String>) -> Result<Response, ApiError> {
+async fn get_key(session: SiteSession, AppPath(key): AppPath) -> Result<Response, ApiError> {
     check_read_key(&key)?;
     match session.get_typed::<Value>(&key).await? {
         Some(value) => Ok((
@@ -119,7 +137,7 @@ async fn get_key(session: SiteSession, Path(key): Path<String>) -> Result<Respon
 async fn put_key(
     State(state): State<AppState>,
     session: SiteSession,
-    Path(key): Path<String>,
+    AppPath(key): AppPath,
     AppJson(value): AppJson<Value>,
 ) -> Result<Response, ApiError> {
     session
@@ -128,7 +146,7 @@ async fn put_key(
     Ok(Json(json!({ "key": key, "value": value })).into_response())
 }
 
-async fn delete_key(session: SiteSession, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_key(session: SiteSession, AppPath(key): AppPath) -> Result<StatusCode, ApiError> {
     validate_key(&key)?;
     session.remove_checked(&key).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -73,9 +73,6 @@ macro_rules! every_backend {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: GET/PUT/DELETE /api/session/%ff answer 400 with a plain-text body \
-            (axum's Path rejection), not the API's {\"error\": …} (src/routes/api.rs uses \
-            axum::extract::Path directly)"]
 async fn api_path_errors_are_json() {
     hostile::api_path_errors_are_json().await
 }
