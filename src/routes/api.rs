@@ -89,7 +89,10 @@ pub struct AppPath(pub String);
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AppPath {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         match Path::<String>::from_request_parts(parts, state).await {
             Ok(Path(key)) => Ok(AppPath(key)),
             Err(rejection) => Err(ApiError(AppError::BadRequest(format!(
