@@ -132,3 +132,13 @@ async fn cookie_backend_explains_it_cannot_list_sessions() {
     assert!(page.contains("no password"));
     app.finish().await;
 }
+
+#[tokio::test]
+async fn account_page_memcached() {
+    account_page(Kind::Memcached).await
+}
+
+#[tokio::test]
+async fn account_page_postgres() {
+    account_page(Kind::Postgres).await
+}

@@ -11,7 +11,7 @@ use tower_sessions::session::{Id, Record};
 use websessions::sessions::file::FileStore;
 use websessions::sessions::store::{Capability, SiteStore};
 
-use crate::support::{Kind, files_under, spawn_app};
+use crate::support::{Kind, files_under, spawn_app, spawn_app_with};
 
 const COOKIE: &str = "session_id";
 
@@ -221,4 +221,24 @@ async fn create_is_insert_only_and_save_touch_are_update_only() {
     );
     assert_eq!(loaded.data["i"], json!(2), "and kept the data");
     store.clear().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_background_task_purges_expired_sessions() {
+    let Some(app) = spawn_app_with(Kind::File, |s| {
+        s.session.idle_timeout = Duration::from_secs(2);
+        s.session.purge_interval = Duration::from_millis(500);
+    })
+    .await
+    else {
+        return;
+    };
+    for i in 0..3 {
+        app.visitor().set("i", json!(i)).await;
+    }
+    assert_eq!(files_under(&app.settings.session.file.dir).len(), 3);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    // Nobody called purge: the server's own task deleted the expired files.
+    assert!(files_under(&app.settings.session.file.dir).is_empty(), "expired files were purged");
+    app.finish().await;
 }
