@@ -486,6 +486,40 @@ fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
     rows.push(row(b, "ref: read", &r_read, bb, None));
     rows.push(row(b, "ref: write", &r_write, bb, None));
 
+    // Where the site's cost lies, measured once, on the memory backend:
+    // the reference with the site's outer layers (request span and log,
+    // timeout, security headers, body limit) but not its session layer.
+    if b == "memory" {
+        let mut env = ref_env.clone();
+        env.push(kv("REF_STACK", "1"));
+        let reference = start_reference(opts, &env);
+        let s_new = load(opts, &reference.addr, "new", &[]);
+        let s_read = load(opts, &reference.addr, "read", &[]);
+        let s_write = load(opts, &reference.addr, "write", &[]);
+        drop(reference);
+        rows.push(row(
+            b,
+            "ref+site layers: new (vs ref)",
+            &s_new,
+            bb,
+            Some(r_new.rps),
+        ));
+        rows.push(row(
+            b,
+            "ref+site layers: read (vs ref)",
+            &s_read,
+            bb,
+            Some(r_read.rps),
+        ));
+        rows.push(row(
+            b,
+            "ref+site layers: write (vs ref)",
+            &s_write,
+            bb,
+            Some(r_write.rps),
+        ));
+    }
+
     // What the site's default request log costs (one info line per
     // request), measured once, on the memory backend.
     if b == "memory" {

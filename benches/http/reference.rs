@@ -79,6 +79,36 @@ fn with_store<S: SessionStore + Clone>(store: S) -> Router {
     )
 }
 
+fn with_site_stack(app: Router) -> Router {
+    use axum::http::{HeaderName, HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let app = app
+        .layer(axum::extract::DefaultBodyLimit::max(
+            1024 * 1024 + 64 * 1024,
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(30),
+        ));
+    websessions::telemetry::with_tracing(app)
+}
+
 pub fn main() {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     websessions::telemetry::init("warn");
@@ -128,6 +158,14 @@ pub fn main() {
                 )
             }
             other => panic!("unknown REF_BACKEND {other:?}"),
+        };
+        // `REF_STACK=1`: the same outer layers as the site's router (request
+        // span and log, 30 s timeout, security headers, body limit), to
+        // split the site's cost between those layers and its session layer.
+        let app = if var("REF_STACK") == "1" {
+            with_site_stack(app)
+        } else {
+            app
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
