@@ -39,6 +39,14 @@ const NOT_RUN: &[(&str, &str)] = &[
         ".ci/run installs memcached (with chromium and chromium-driver) when missing",
     ),
     (
+        "cargo bench --bench http",
+        "builds the release binary and loads the site for minutes; run by hand, results in docs/PERFORMANCE.md",
+    ),
+    (
+        "cargo bench --bench micro",
+        "criterion micro-benchmarks: an optimised build and minutes of measuring; run by hand, results in docs/PERFORMANCE.md",
+    ),
+    (
         "cd myapp",
         "a directory change after `cargo generate`; .ci/run builds the generated project in place",
     ),

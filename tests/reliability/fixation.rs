@@ -55,7 +55,8 @@ pub async fn login_cycles_and_logout_deletes(kind: Kind) {
         // The session, and its user's index of sessions (`/account/sessions`).
         // (memcached is counted through the cookies handed out, so the index,
         // which no cookie names, is not among them.)
-        app.assert_stored(if kind == Kind::Memcached { 1 } else { 2 }).await;
+        app.assert_stored(if kind == Kind::Memcached { 1 } else { 2 })
+            .await;
     } else {
         // Documented difference: the pre-login cookie still carries the
         // pre-login record (without the user) until its expiry.
@@ -153,7 +154,8 @@ pub async fn planted_id_is_never_adopted(kind: Kind) {
         // The victim's session, and the user's index of sessions.
         // (memcached is counted through the cookies handed out, so the index,
         // which no cookie names, is not among them.)
-        app.assert_stored(if kind == Kind::Memcached { 1 } else { 2 }).await;
+        app.assert_stored(if kind == Kind::Memcached { 1 } else { 2 })
+            .await;
     }
     // Other planted shapes never become the id either.
     for value in ["AAAAAAAAAAAAAAAAAAAAAA", "___________________w", "attacker"] {

@@ -239,6 +239,9 @@ async fn the_background_task_purges_expired_sessions() {
     assert_eq!(files_under(&app.settings.session.file.dir).len(), 3);
     tokio::time::sleep(Duration::from_millis(3200)).await;
     // Nobody called purge: the server's own task deleted the expired files.
-    assert!(files_under(&app.settings.session.file.dir).is_empty(), "expired files were purged");
+    assert!(
+        files_under(&app.settings.session.file.dir).is_empty(),
+        "expired files were purged"
+    );
     app.finish().await;
 }
