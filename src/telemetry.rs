@@ -23,16 +23,20 @@ pub fn init(default_filter: &str) {
         .try_init();
 }
 
-/// Wraps every route in a request span and logs each response once.
+/// Wraps every route in a request span and logs each response once. The
+/// span and the log line are at `info`: when the filter is quieter than that
+/// (set once, at start-up), the layer is left out and costs nothing.
 pub fn with_tracing<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    if tracing::level_filters::LevelFilter::current() < tracing::Level::INFO {
+        return router;
+    }
     router.layer(
         TraceLayer::new_for_http()
             .make_span_with(|req: &Request<axum::body::Body>| {
                 let route = req
                     .extensions()
                     .get::<MatchedPath>()
-                    .map(|p| p.as_str().to_owned())
-                    .unwrap_or_else(|| "(unmatched)".into());
+                    .map_or("(unmatched)", |p| p.as_str());
                 tracing::info_span!(
                     "request",
                     method = %req.method(),

@@ -326,7 +326,7 @@ where
             let initial_id = record.as_ref().map(|r| r.id);
             req.extensions_mut().insert(SessionView::client_side(
                 Backend::Cookie,
-                loaded.clone(),
+                loaded.clone().map(Arc::new),
                 initial_id,
                 at_rest,
                 Some(setup.sizer.clone()),

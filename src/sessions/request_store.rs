@@ -64,7 +64,7 @@ pub enum LastWrite {
 
 #[derive(Debug, Default)]
 struct State {
-    loaded: Option<LoadedRecord>,
+    loaded: Option<Arc<LoadedRecord>>,
     last_write: Option<LastWrite>,
     deleted: bool,
 }
@@ -90,7 +90,7 @@ impl RequestStore {
     }
 
     /// The record as loaded at the start of this request, if it existed.
-    pub fn loaded(&self) -> Option<LoadedRecord> {
+    pub fn loaded(&self) -> Option<Arc<LoadedRecord>> {
         self.state().loaded.clone()
     }
 
@@ -192,11 +192,11 @@ impl SessionStore for RequestStore {
             state.loaded = record.as_ref().map(|r| {
                 let mut keys: Vec<String> = r.data.keys().cloned().collect();
                 keys.sort();
-                LoadedRecord {
+                Arc::new(LoadedRecord {
                     keys,
                     expires_at: r.expiry_date,
                     created_at: created_at_of(&r.data),
-                }
+                })
             });
         }
         Ok(record)

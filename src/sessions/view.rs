@@ -15,7 +15,7 @@ use crate::config::Backend;
 pub struct SessionView {
     pub backend: Backend,
     /// The record as stored when this request began; `None` = a new session.
-    pub loaded: Option<LoadedRecord>,
+    pub loaded: Option<Arc<LoadedRecord>>,
     /// The id this request started with, if it named a live session.
     pub initial_id: Option<Id>,
     store: Option<Arc<dyn SiteStore>>,
@@ -28,7 +28,7 @@ pub struct SessionView {
 impl SessionView {
     pub fn server_side(
         backend: Backend,
-        loaded: Option<LoadedRecord>,
+        loaded: Option<Arc<LoadedRecord>>,
         initial_id: Option<Id>,
         store: Arc<dyn SiteStore>,
     ) -> Self {
@@ -45,7 +45,7 @@ impl SessionView {
     /// A session that lives in the cookie: nothing on the server to show.
     pub fn client_side(
         backend: Backend,
-        loaded: Option<LoadedRecord>,
+        loaded: Option<Arc<LoadedRecord>>,
         initial_id: Option<Id>,
         at_rest: Option<AtRest>,
         sizer: Option<Arc<CookieSizer>>,
