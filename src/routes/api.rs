@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, AppError};
 use crate::state::AppState;
 use crate::web::format;
-use crate::web::site_session::{SiteSession, validate_key};
+use crate::web::site_session::{SiteSession, validate_key, validate_readable_key};
 
 /// Every route here except `/api/session/expiry`, which is mounted
 /// separately behind a read-only session layer (see `routes::router`).
@@ -122,18 +122,8 @@ async fn show(State(state): State<AppState>, session: SiteSession) -> Result<Res
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
-fn check_read_key(key: &str) -> Result<(), AppError> {
-    let chars = key.chars().count();
-    if chars == 0 || chars > 128 || key.chars().any(char::is_control) {
-        return Err(AppError::BadRequest(
-            "a key is 1 to 128 characters, without control characters".into(),
-        ));
-    }
-    Ok(())
-}
-
 async fn get_key(session: SiteSession, AppPath(key): AppPath) -> Result<Response, ApiError> {
-    check_read_key(&key)?;
+    validate_readable_key(&key)?;
     match session.get_typed::<Value>(&key).await? {
         Some(value) => Ok((
             [(header::CACHE_CONTROL, "no-store")],

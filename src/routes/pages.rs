@@ -13,7 +13,7 @@ use crate::sessions::keys::VISITS;
 use crate::state::AppState;
 use crate::web::format;
 use crate::web::page::{csrf_for_page, layout, with_cookie};
-use crate::web::site_session::{Flash, SiteSession};
+use crate::web::site_session::{Flash, SiteSession, validate_readable_key};
 use crate::web::templates::{DataRow, FormEcho, GetPage, RootPage, render};
 
 pub fn router() -> Router<AppState> {
@@ -155,13 +155,7 @@ async fn get_value(
     Query(query): Query<GetQuery>,
 ) -> Result<Response, PageError> {
     let key = query.key.unwrap_or_default();
-    let chars = key.chars().count();
-    if chars == 0 || chars > 128 || key.chars().any(char::is_control) {
-        return Err(AppError::BadRequest(
-            "Give a key of 1 to 128 characters, without control characters.".into(),
-        )
-        .into());
-    }
+    validate_readable_key(&key)?;
     let default = query.default.unwrap_or_default();
     let value = session.get_typed::<Value>(&key).await?;
     let page = GetPage {

@@ -32,7 +32,7 @@ use tower_sessions_cookie_store::{
 };
 
 use super::keys::CREATED_AT;
-use super::request_store::{ExpiryPolicy, LoadedRecord, created_at_of};
+use super::request_store::{ExpiryPolicy, LoadedRecord};
 use super::store::{AtRest, unix_ms};
 use super::view::SessionView;
 use crate::config::{Backend, CookieMode, Settings, decode_key};
@@ -306,15 +306,7 @@ where
                     "session cookie is forged, tampered, expired or from an unknown key: starting a fresh session"
                 );
             }
-            let loaded = record.as_ref().map(|r| {
-                let mut keys: Vec<String> = r.data.keys().cloned().collect();
-                keys.sort();
-                LoadedRecord {
-                    keys,
-                    expires_at: r.expiry_date,
-                    created_at: created_at_of(&r.data),
-                }
-            });
+            let loaded = record.as_ref().map(LoadedRecord::of);
             // The panel shows the raw value the browser holds (encrypted or
             // signed), not the decoded one.
             let raw = cookies

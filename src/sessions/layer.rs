@@ -175,7 +175,7 @@ where
 
         Box::pin(async move {
             let api = req.uri().path().starts_with("/api/");
-            let cookie = session_cookie(&req, &config.cookie.name);
+            let cookie = cookie_value(req.headers(), &config.cookie.name);
             let had_cookie = cookie.is_some();
             let id = cookie.and_then(|value| match value.parse::<Id>() {
                 Ok(id) => Some(id),
@@ -285,9 +285,11 @@ async fn maybe_touch(
     Ok(())
 }
 
-/// The value of the named cookie, from the first `Cookie` header carrying it.
-pub fn session_cookie(req: &Request<Body>, name: &str) -> Option<String> {
-    req.headers()
+/// The value of the named cookie, from the first `Cookie` header carrying it
+/// (the session layer, the CSRF nonce and the per-visitor lock all read
+/// cookies through this).
+pub fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
@@ -311,7 +313,6 @@ fn to_time(d: Duration) -> time::Duration {
 }
 
 fn unavailable(config: &SessionConfig, api: bool, error: impl Into<AppError>) -> Response<Body> {
-    let error = error.into();
-    tracing::error!(error = %error, backend = %config.backend, "session store unavailable");
-    crate::error::respond(error, api, config.debug_errors)
+    // `respond` logs it (once, at error level, as every 5xx).
+    crate::error::respond(error.into(), api, config.debug_errors)
 }

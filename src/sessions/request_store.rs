@@ -49,6 +49,19 @@ pub struct LoadedRecord {
     pub created_at: Option<OffsetDateTime>,
 }
 
+impl LoadedRecord {
+    /// The snapshot of a record as it was stored.
+    pub fn of(record: &Record) -> Self {
+        let mut keys: Vec<String> = record.data.keys().cloned().collect();
+        keys.sort();
+        Self {
+            keys,
+            expires_at: record.expiry_date,
+            created_at: created_at_of(&record.data),
+        }
+    }
+}
+
 /// What the last write of this request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LastWrite {
@@ -189,15 +202,7 @@ impl SessionStore for RequestStore {
         let record = self.store.load(id).await?;
         let mut state = self.state();
         if state.loaded.is_none() {
-            state.loaded = record.as_ref().map(|r| {
-                let mut keys: Vec<String> = r.data.keys().cloned().collect();
-                keys.sort();
-                Arc::new(LoadedRecord {
-                    keys,
-                    expires_at: r.expiry_date,
-                    created_at: created_at_of(&r.data),
-                })
-            });
+            state.loaded = record.as_ref().map(|r| Arc::new(LoadedRecord::of(r)));
         }
         Ok(record)
     }

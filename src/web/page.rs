@@ -13,17 +13,7 @@ use super::templates::Layout;
 use crate::error::{AppError, PageError};
 use crate::state::AppState;
 
-/// The value of cookie `name` in the request headers.
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-}
+pub use crate::sessions::layer::cookie_value;
 
 /// A token to put in this page's forms, and the nonce cookie to send when
 /// the visitor has neither a session nor a nonce yet.

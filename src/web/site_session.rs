@@ -70,6 +70,18 @@ pub struct Flash {
 /// Checks a key written from outside: 1 to 128 characters, no control
 /// characters, not one of the site's own `_…` keys.
 pub fn validate_key(key: &str) -> Result<(), AppError> {
+    validate_readable_key(key)?;
+    if is_reserved(key) {
+        return Err(AppError::BadRequest(
+            "Keys starting with `_` belong to the site (visit counter, flash, login) and cannot be changed from outside.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a key that is only read: 1 to 128 characters, no control
+/// characters (the site's own `_…` keys may be read).
+pub fn validate_readable_key(key: &str) -> Result<(), AppError> {
     let chars = key.chars().count();
     if chars == 0 || chars > 128 {
         return Err(AppError::BadRequest(format!(
@@ -79,11 +91,6 @@ pub fn validate_key(key: &str) -> Result<(), AppError> {
     if key.chars().any(char::is_control) {
         return Err(AppError::BadRequest(
             "A key must not contain control characters.".into(),
-        ));
-    }
-    if is_reserved(key) {
-        return Err(AppError::BadRequest(
-            "Keys starting with `_` belong to the site (visit counter, flash, login) and cannot be changed from outside.".into(),
         ));
     }
     Ok(())
