@@ -38,6 +38,24 @@ impl ExpiryPolicy {
             None => idle,
         }
     }
+
+    /// The record with its expiry capped at `created + absolute`, or `None`
+    /// once that has passed. A store whose clock is coarse (memcached keeps
+    /// whole seconds, rounded up) may hand back a session a moment past its
+    /// cap; the cap is read from the record's own data, so it holds exactly
+    /// whatever the backend.
+    pub fn within_absolute_cap(&self, mut record: Record) -> Option<Record> {
+        let (Some(absolute), Some(created_at)) = (self.absolute, created_at_of(&record.data))
+        else {
+            return Some(record);
+        };
+        let cap = created_at + absolute;
+        if cap <= OffsetDateTime::now_utc() {
+            return None;
+        }
+        record.expiry_date = record.expiry_date.min(cap);
+        Some(record)
+    }
 }
 
 /// The record as it was stored when this request loaded it.
@@ -199,7 +217,11 @@ impl SessionStore for RequestStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let record = self.store.load(id).await?;
+        let record = self
+            .store
+            .load(id)
+            .await?
+            .and_then(|record| self.policy.within_absolute_cap(record));
         let mut state = self.state();
         if state.loaded.is_none() {
             state.loaded = record.as_ref().map(|r| Arc::new(LoadedRecord::of(r)));
@@ -242,6 +264,46 @@ mod tests {
         assert_eq!(
             uncapped.expiry(created, late),
             late + Duration::from_secs(3600)
+        );
+    }
+
+    fn record_created(ago: Duration, expires_in: Duration) -> Record {
+        let now = OffsetDateTime::now_utc();
+        let created = now - ago;
+        Record {
+            id: Id::default(),
+            data: [(
+                CREATED_AT.to_owned(),
+                Value::from(crate::sessions::store::unix_ms(created)),
+            )]
+            .into(),
+            expiry_date: now + expires_in,
+        }
+    }
+
+    #[test]
+    fn a_record_past_its_absolute_cap_loads_as_absent() {
+        let policy = ExpiryPolicy {
+            idle: Duration::from_secs(2),
+            absolute: Some(Duration::from_secs(3)),
+        };
+        // The store still holds it (a coarse TTL), but the cap has passed.
+        let stale = record_created(Duration::from_millis(3500), Duration::from_secs(1));
+        assert_eq!(policy.within_absolute_cap(stale), None);
+        // Before the cap, the expiry the store reports is trimmed to the cap.
+        let fresh = record_created(Duration::from_secs(1), Duration::from_secs(5));
+        let cap = created_at_of(&fresh.data).unwrap() + Duration::from_secs(3);
+        assert_eq!(policy.within_absolute_cap(fresh).unwrap().expiry_date, cap);
+        // No cap configured: untouched.
+        let uncapped = ExpiryPolicy {
+            absolute: None,
+            ..policy
+        };
+        let old = record_created(Duration::from_secs(3600), Duration::from_secs(1));
+        let expiry = old.expiry_date;
+        assert_eq!(
+            uncapped.within_absolute_cap(old).unwrap().expiry_date,
+            expiry
         );
     }
 }
