@@ -306,19 +306,23 @@ where
                     "session cookie is forged, tampered, expired or from an unknown key: starting a fresh session"
                 );
             }
-            let loaded = record.as_ref().map(LoadedRecord::of);
+            let loaded = record.as_ref().map(|r| Arc::new(LoadedRecord::of(r)));
+            let initial_id = record.as_ref().map(|r| r.id);
             // The panel shows the raw value the browser holds (encrypted or
             // signed), not the decoded one.
             let raw = cookies
                 .get(&setup.cookie_name)
                 .map(|c| c.value().to_owned());
-            let at_rest = raw
-                .filter(|_| record.is_some())
-                .map(|raw| describe(&setup, &raw, record.as_ref()));
-            let initial_id = record.as_ref().map(|r| r.id);
+            let at_rest = raw.zip(record).map(|(raw, record)| {
+                Arc::new(CookieAtRest {
+                    setup: setup.clone(),
+                    raw,
+                    record,
+                })
+            });
             req.extensions_mut().insert(SessionView::client_side(
                 Backend::Cookie,
-                loaded.clone().map(Arc::new),
+                loaded.clone(),
                 initial_id,
                 at_rest,
                 Some(setup.sizer.clone()),
@@ -328,7 +332,7 @@ where
             if read_only || res.status().is_server_error() {
                 return Ok(res);
             }
-            if let Err(error) = settle(&setup, &session, loaded.as_ref()).await {
+            if let Err(error) = settle(&setup, &session, loaded.as_deref()).await {
                 tracing::error!(%error, "cookie session could not be prepared for saving");
             }
             Ok(res)
@@ -392,6 +396,10 @@ async fn settle(
 /// the cookie, which the server enforces, is unchanged).
 pub fn round_up_max_age(name: &str, mut res: Response<Body>) -> Response<Body> {
     use axum::http::{HeaderValue, header};
+    // Most responses (reads within the touch interval) set no cookie.
+    if !res.headers().contains_key(header::SET_COOKIE) {
+        return res;
+    }
     let prefix = format!("{name}=");
     let fixed: Vec<HeaderValue> = res
         .headers()
@@ -417,7 +425,22 @@ pub fn round_up_max_age(name: &str, mut res: Response<Body>) -> Response<Body> {
     res
 }
 
-fn describe(setup: &CookieSetup, raw: &str, record: Option<&Record>) -> AtRest {
+/// The cookie the browser sent and what it decoded to, kept for the root
+/// page's "at rest" panel.
+#[derive(Debug)]
+pub struct CookieAtRest {
+    setup: Arc<CookieSetup>,
+    raw: String,
+    record: Record,
+}
+
+impl CookieAtRest {
+    pub fn describe(&self) -> AtRest {
+        describe(&self.setup, &self.raw, &self.record)
+    }
+}
+
+fn describe(setup: &CookieSetup, raw: &str, record: &Record) -> AtRest {
     let size = setup.cookie_name.len() + 1 + raw.len();
     let mut facts = vec![
         (
@@ -443,7 +466,7 @@ fn describe(setup: &CookieSetup, raw: &str, record: Option<&Record>) -> AtRest {
         format!("about {} more bytes of JSON", room * 3 / 4),
     ));
     let content = match setup.mode {
-        CookieMode::Signed => record.and_then(|r| serde_json::to_string_pretty(&r.data).ok()),
+        CookieMode::Signed => serde_json::to_string_pretty(&record.data).ok(),
         CookieMode::Private => Some(format!(
             "{}… (encrypted: only the server can read it)",
             &raw[..raw.len().min(80)]

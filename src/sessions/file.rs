@@ -7,8 +7,9 @@
 //!   record (atomic: a reader sees the old file or the new one, never half);
 //!   `create` hard-links the temp file into place, which fails if the record
 //!   exists, so creation is insert-only even across processes.
-//! - All file I/O runs on tokio's blocking pool; a striped lock (by storage
-//!   key) serialises save/touch/delete/purge of one record within a process.
+//! - Writes, stats and purge run on tokio's blocking pool (loads read inline,
+//!   see `load`); a striped lock (by storage key) serialises
+//!   save/touch/delete/purge of one record within a process.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -135,6 +136,23 @@ fn live_mtime(path: &Path) -> io::Result<Option<SystemTime>> {
     }
 }
 
+/// The bytes and expiry of a live record; `None` when absent or expired.
+fn read_live(path: &Path) -> io::Result<Option<(Vec<u8>, SystemTime)>> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    let mtime = meta.modified()?;
+    if mtime <= SystemTime::now() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok(Some((bytes, mtime)))
+}
+
 fn encode_data(data: &HashMap<String, Value>) -> io::Result<Vec<u8>> {
     serde_json::to_vec(data).map_err(io::Error::other)
 }
@@ -191,23 +209,13 @@ impl SessionStore for FileStore {
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         let id = *id;
-        let loaded = self
-            .blocking("load", move |inner| {
-                let path = inner.path(&storage_key(&id));
-                let mut file = match File::open(&path) {
-                    Ok(file) => file,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                let mtime = file.metadata()?.modified()?;
-                if mtime <= SystemTime::now() {
-                    return Ok(None);
-                }
-                let mut bytes = Vec::new();
-                file.read_to_end(&mut bytes)?;
-                Ok(Some((bytes, mtime)))
-            })
-            .await?;
+        // Read inline, not on the blocking pool: a session file is small
+        // and, for a live session, in the page cache, so open + read take a
+        // few microseconds, less than the hand-off to a pool thread and back
+        // (docs/PERFORMANCE.md measures both). Writes, which rename and may
+        // fsync, stay on the pool.
+        let loaded = read_live(&self.inner.path(&storage_key(&id)))
+            .map_err(|e| backend_error("file store load", e))?;
         let Some((bytes, mtime)) = loaded else {
             return Ok(None);
         };

@@ -207,9 +207,11 @@ where
                     );
                 }
             }
-            // The request span carries the fingerprint, never the id.
-            if let Some(id) = session.id() {
-                tracing::Span::current().record("session", fingerprint(&id).as_str());
+            // The request span carries the fingerprint, never the id (and
+            // only when there is a span: the hash is not free).
+            let span = tracing::Span::current();
+            if let (false, Some(id)) = (span.is_disabled(), session.id()) {
+                span.record("session", fingerprint(&id).as_str());
             }
 
             req.extensions_mut().insert(session.clone());

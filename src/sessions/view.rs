@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tower_sessions::session::Id;
 
-use super::cookie::CookieSizer;
+use super::cookie::{CookieAtRest, CookieSizer};
 use super::request_store::LoadedRecord;
 use super::store::{AtRest, SiteStore};
 use crate::config::Backend;
@@ -19,8 +19,9 @@ pub struct SessionView {
     /// The id this request started with, if it named a live session.
     pub initial_id: Option<Id>,
     store: Option<Arc<dyn SiteStore>>,
-    /// Cookie backend: the panel, computed from the cookie the browser sent.
-    cookie_at_rest: Option<AtRest>,
+    /// Cookie backend: the cookie the browser sent, described only when a
+    /// page shows the panel (API requests never pay for it).
+    cookie_at_rest: Option<Arc<CookieAtRest>>,
     /// Cookie backend: sizes the cookie a save would produce.
     pub cookie_sizer: Option<Arc<CookieSizer>>,
 }
@@ -47,7 +48,7 @@ impl SessionView {
         backend: Backend,
         loaded: Option<Arc<LoadedRecord>>,
         initial_id: Option<Id>,
-        at_rest: Option<AtRest>,
+        at_rest: Option<Arc<CookieAtRest>>,
         sizer: Option<Arc<CookieSizer>>,
     ) -> Self {
         Self {
@@ -71,7 +72,7 @@ impl SessionView {
     ) -> Result<Option<AtRest>, tower_sessions::session_store::Error> {
         match &self.store {
             Some(store) => store.at_rest(id).await,
-            None => Ok(self.cookie_at_rest.clone()),
+            None => Ok(self.cookie_at_rest.as_deref().map(CookieAtRest::describe)),
         }
     }
 }
