@@ -12,8 +12,10 @@
 //! `cargo bench` builds, with nothing else to install.
 //!
 //! Environment (all optional):
-//! - `BENCH_SECONDS` (3) measured seconds per scenario, after
+//! - `BENCH_SECONDS` (1.5) measured seconds per run of a scenario, after
 //!   `BENCH_WARMUP` (0.5) seconds of warm-up;
+//! - `BENCH_ROUNDS` (3) runs of every scenario, interleaved between the
+//!   site and the reference; each cell is their median;
 //! - `BENCH_CONNECTIONS` (8) concurrent keep-alive connections;
 //! - `BENCH_BACKENDS` (all) comma list of
 //!   memory,file,sqlite,postgres,mysql,redis,memcached,cookie;
@@ -54,6 +56,8 @@ pub struct Opts {
     pub seconds: f64,
     pub warmup: f64,
     pub connections: usize,
+    /// Each cell is the median of this many interleaved runs.
+    pub rounds: usize,
     pub rust_log: String,
     pub site_bin: PathBuf,
     pub manifest: PathBuf,
@@ -421,123 +425,169 @@ fn format_row(r: &Row) -> String {
 const HEADER: &str = "| backend   | scenario                           |     req/s | p50 ms  | p99 ms  | vs base  | vs ref    |\n|-----------|------------------------------------|-----------|---------|---------|----------|-----------|";
 
 /// Every scenario of one backend.
+///
+/// All the servers of a backend are started together (an idle one costs
+/// nothing) and every measurement is taken `rounds` times, round after
+/// round, so the site and the reference take turns: a slow minute of a
+/// shared machine then hits both, and each cell is the median of its
+/// rounds.
 fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
     let b = t.name;
     let mut site_env = t.site_env.clone();
     site_env.push(kv("APP_SESSION__BACKEND", t.backend));
-
-    // The site with the default configuration (extend on, touch 1s).
-    let site = start_site(opts, &site_env);
-    let base = load(opts, &site.addr, "baseline", &[]);
-    let new = load(opts, &site.addr, "new", &[]);
-    let read = load(opts, &site.addr, "read", &[]);
-    let write = load(opts, &site.addr, "write", &[]);
-    let root = load(opts, &site.addr, "root", &[]);
-    drop(site);
-
-    // The reference server over the same store type.
     let mut ref_env = t.ref_env.clone();
     ref_env.push(kv("REF_BACKEND", t.backend));
-    let reference = start_reference(opts, &ref_env);
-    let r_new = load(opts, &reference.addr, "new", &[]);
-    let r_read = load(opts, &reference.addr, "read", &[]);
-    let r_write = load(opts, &reference.addr, "write", &[]);
-    drop(reference);
+    let with = |extra: (&str, &str)| {
+        let mut env = site_env.clone();
+        env.push(kv(extra.0, extra.1));
+        env
+    };
 
-    // Extension variants.
-    let mut env0 = site_env.clone();
-    env0.push(kv("APP_SESSION__TOUCH_INTERVAL", "0s"));
-    let site = start_site(opts, &env0);
-    let read0 = load(opts, &site.addr, "read", &[]);
-    drop(site);
-    let mut env_off = site_env.clone();
-    env_off.push(kv("APP_SESSION__EXTEND_ON_EVERY_REQUEST", "false"));
-    let site = start_site(opts, &env_off);
-    let read_off = load(opts, &site.addr, "read", &[]);
-    drop(site);
+    // The site with the default configuration (extend on, touch 1s), its
+    // extension variants, and the reference server over the same store type.
+    let mut servers = vec![
+        ("site", start_site(opts, &site_env)),
+        (
+            "touch0",
+            start_site(opts, &with(("APP_SESSION__TOUCH_INTERVAL", "0s"))),
+        ),
+        (
+            "no-extend",
+            start_site(
+                opts,
+                &with(("APP_SESSION__EXTEND_ON_EVERY_REQUEST", "false")),
+            ),
+        ),
+        ("ref", start_reference(opts, &ref_env)),
+    ];
+    let mut jobs = vec![
+        ("site", "baseline"),
+        ("site", "new"),
+        ("ref", "new"),
+        ("site", "read"),
+        ("ref", "read"),
+        ("site", "write"),
+        ("ref", "write"),
+        ("site", "root"),
+        ("touch0", "read"),
+        ("no-extend", "read"),
+    ];
+    // Where the site's cost lies, on the memory backend only: the reference
+    // with the site's outer layers (request span and log, timeout, security
+    // headers, body limit) but not its session layer; and the site with its
+    // default request log (one info line per request).
+    if b == "memory" {
+        let mut env = ref_env.clone();
+        env.push(kv("REF_STACK", "1"));
+        servers.push(("ref+stack", start_reference(opts, &env)));
+        let info = Opts {
+            rust_log: "info".into(),
+            ..opts.clone()
+        };
+        servers.push(("site-info", start_site(&info, &site_env)));
+        jobs.extend([
+            ("ref+stack", "new"),
+            ("ref+stack", "read"),
+            ("ref+stack", "write"),
+            ("site-info", "read"),
+        ]);
+    }
 
+    let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); jobs.len()];
+    for _ in 0..opts.rounds {
+        for (job, (server, scenario)) in jobs.iter().enumerate() {
+            let (_, s) = servers
+                .iter()
+                .find(|(name, _)| name == server)
+                .expect("a started server");
+            runs[job].push(load(opts, &s.addr, scenario, &[]));
+        }
+    }
+    drop(servers);
+    let m = |server: &str, scenario: &str| {
+        let job = jobs
+            .iter()
+            .position(|j| *j == (server, scenario))
+            .expect("a measured job");
+        median_measure(&runs[job])
+    };
+
+    let base = m("site", "baseline");
+    let read = m("site", "read");
+    let read_off = m("no-extend", "read");
     let bb = Some(base.rps);
     rows.push(row(b, "baseline /healthz/live", &base, bb, None));
-    rows.push(row(b, "new visitor read", &new, bb, Some(r_new.rps)));
+    rows.push(row(
+        b,
+        "new visitor read",
+        &m("site", "new"),
+        bb,
+        Some(m("ref", "new").rps),
+    ));
     rows.push(row(
         b,
         "read (extend, touch 1s)",
         &read,
         bb,
-        Some(r_read.rps),
+        Some(m("ref", "read").rps),
     ));
-    rows.push(row(b, "write", &write, bb, Some(r_write.rps)));
+    rows.push(row(
+        b,
+        "write",
+        &m("site", "write"),
+        bb,
+        Some(m("ref", "write").rps),
+    ));
     rows.push(row(
         b,
         "root page, 10 keys (vs read)",
-        &root,
+        &m("site", "root"),
         bb,
         Some(read.rps),
     ));
     rows.push(row(
         b,
         "read (extend, touch 0s)",
-        &read0,
+        &m("touch0", "read"),
         bb,
         Some(read_off.rps),
     ));
     rows.push(row(b, "read (no extend)", &read_off, bb, None));
-    rows.push(row(b, "ref: new visitor read", &r_new, bb, None));
-    rows.push(row(b, "ref: read", &r_read, bb, None));
-    rows.push(row(b, "ref: write", &r_write, bb, None));
-
-    // Where the site's cost lies, measured once, on the memory backend:
-    // the reference with the site's outer layers (request span and log,
-    // timeout, security headers, body limit) but not its session layer.
+    rows.push(row(b, "ref: new visitor read", &m("ref", "new"), bb, None));
+    rows.push(row(b, "ref: read", &m("ref", "read"), bb, None));
+    rows.push(row(b, "ref: write", &m("ref", "write"), bb, None));
     if b == "memory" {
-        let mut env = ref_env.clone();
-        env.push(kv("REF_STACK", "1"));
-        let reference = start_reference(opts, &env);
-        let s_new = load(opts, &reference.addr, "new", &[]);
-        let s_read = load(opts, &reference.addr, "read", &[]);
-        let s_write = load(opts, &reference.addr, "write", &[]);
-        drop(reference);
-        rows.push(row(
-            b,
-            "ref+site layers: new (vs ref)",
-            &s_new,
-            bb,
-            Some(r_new.rps),
-        ));
-        rows.push(row(
-            b,
-            "ref+site layers: read (vs ref)",
-            &s_read,
-            bb,
-            Some(r_read.rps),
-        ));
-        rows.push(row(
-            b,
-            "ref+site layers: write (vs ref)",
-            &s_write,
-            bb,
-            Some(r_write.rps),
-        ));
-    }
-
-    // What the site's default request log costs (one info line per
-    // request), measured once, on the memory backend.
-    if b == "memory" {
-        let info = Opts {
-            rust_log: "info".into(),
-            ..opts.clone()
-        };
-        let site = start_site(&info, &site_env);
-        let m = load(opts, &site.addr, "read", &[]);
-        drop(site);
+        for (label, scenario) in [
+            ("ref+site layers: new (vs ref)", "new"),
+            ("ref+site layers: read (vs ref)", "read"),
+            ("ref+site layers: write (vs ref)", "write"),
+        ] {
+            rows.push(row(
+                b,
+                label,
+                &m("ref+stack", scenario),
+                bb,
+                Some(m("ref", scenario).rps),
+            ));
+        }
         rows.push(row(
             b,
             "read, RUST_LOG=info (vs warn)",
-            &m,
+            &m("site-info", "read"),
             bb,
             Some(read.rps),
         ));
     }
+}
+
+/// The run with the median requests/s (its latencies come with it); errors
+/// are summed over all runs, so none is hidden.
+fn median_measure(runs: &[Measure]) -> Measure {
+    let mut sorted: Vec<&Measure> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+    let mut m = sorted[sorted.len() / 2].clone();
+    m.errors = runs.iter().map(|r| r.errors).sum();
+    m
 }
 
 /// Drops a backend's databases and clears its Redis prefix.
@@ -606,9 +656,10 @@ fn orchestrate() {
         .to_path_buf();
     build_site(&manifest);
     let opts = Opts {
-        seconds: env_or("BENCH_SECONDS", 3.0),
+        seconds: env_or("BENCH_SECONDS", 1.5),
         warmup: env_or("BENCH_WARMUP", 0.5),
         connections: env_or("BENCH_CONNECTIONS", 8),
+        rounds: env_or("BENCH_ROUNDS", 3usize).max(1),
         rust_log: std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
         site_bin: release_dir.join("websessions"),
         manifest,
@@ -633,8 +684,8 @@ fn orchestrate() {
         tempfile::tempdir_in(release_dir.parent().unwrap_or(&release_dir)).expect("a temp dir");
 
     println!(
-        "{} s per scenario after {} s warm-up, {} keep-alive connections, RUST_LOG={} for the site and the reference",
-        opts.seconds, opts.warmup, opts.connections, opts.rust_log
+        "median of {} interleaved runs of {} s per scenario (after {} s warm-up), {} keep-alive connections, RUST_LOG={} for the site and the reference",
+        opts.rounds, opts.seconds, opts.warmup, opts.connections, opts.rust_log
     );
     println!("{HEADER}");
     let mut rows = Vec::new();
@@ -669,6 +720,7 @@ fn orchestrate() {
         "machine": machine,
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         "seconds": opts.seconds,
+        "rounds": opts.rounds,
         "warmup": opts.warmup,
         "connections": opts.connections,
         "rust_log": opts.rust_log,
