@@ -148,8 +148,12 @@ fn read_live(path: &Path) -> io::Result<Option<(Vec<u8>, SystemTime)>> {
     if mtime <= SystemTime::now() {
         return Ok(None);
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes)?;
+    // A record file is never changed in place (writes rename a new file
+    // over it, a touch sets only the mtime), so its length is settled: one
+    // read of exactly that many bytes.
+    let len = usize::try_from(meta.len()).map_err(io::Error::other)?;
+    let mut bytes = vec![0; len];
+    file.read_exact(&mut bytes)?;
     Ok(Some((bytes, mtime)))
 }
 
