@@ -4,8 +4,10 @@
 //!
 //! - Written with the meta protocol: `ms … ME` (add: insert-only) for
 //!   `create`, `ms … MR` (replace: update-only) for `save_existing`,
-//!   `mg … T<ttl> t` for `touch` (moves the TTL, keeps the data), and
-//!   `mg … v t` for `load` (value and seconds left in one round trip).
+//!   `mg … v c` then `ms … C<cas>` for `touch` (the new expiry written
+//!   into the value only if nobody wrote meanwhile), and `mg … v t` for
+//!   `load`. The value holds the exact expiry and decides; the TTL, rounded
+//!   up and padded by a second, only lets memcached drop the item itself.
 //! - memcached cannot list its keys, and this store keeps no index of its
 //!   own (an index would be a second copy to keep consistent): counting,
 //!   purging and clearing are reported as unsupported.
@@ -17,7 +19,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_memcached::{Client, Error as McError, MetaProtocol, Status};
+use async_memcached::{Client, Error as McError, MetaProtocol, MetaValue, Status};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
@@ -27,7 +29,7 @@ use tower_sessions::session_store;
 
 use super::store::{
     AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, backend_error, decode, encode,
-    fingerprint, from_unix_ms, storage_key, unix_ms,
+    fingerprint, storage_key, unix_ms,
 };
 
 /// The most session data (the serialized data map) memcached can hold:
@@ -43,10 +45,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const OP_TIMEOUT: Duration = Duration::from_secs(2);
 /// memcached reads a TTL above 30 days as an absolute unix time.
 const MAX_RELATIVE_TTL: i64 = 30 * 24 * 3600;
-/// How far an item's TTL may stray from the saved expiry through rounding
-/// and clock coarseness alone (absolute times included), before it counts
-/// as moved by a touch.
-const TOUCH_SLACK_MS: i64 = 2000;
 /// memcached's key length limit.
 const MAX_KEY_LEN: usize = 250;
 const STORAGE_KEY_LEN: usize = 64;
@@ -195,17 +193,20 @@ fn dsn_from_url(url: &str) -> session_store::Result<String> {
 }
 
 /// The TTL token for an expiry, or `None` when it has already passed.
-/// Seconds are rounded up, so an item never vanishes before its session
-/// expires; above 30 days memcached wants an absolute unix time.
+/// Seconds are rounded up, plus one for memcached's clock, which ticks once
+/// a second and so may run up to a second behind when the item is stored:
+/// an item never vanishes before its session expires (the expiry saved in
+/// the value is what ends the session on time). Above 30 days
+/// memcached wants an absolute unix time.
 fn ttl_for(expires_at: OffsetDateTime) -> Option<i64> {
     let expires_ms = unix_ms(expires_at);
     let left_ms = expires_ms - unix_ms(OffsetDateTime::now_utc());
     if left_ms <= 0 {
         return None;
     }
-    let secs = (left_ms + 999) / 1000;
+    let secs = (left_ms + 999) / 1000 + 1;
     Some(if secs > MAX_RELATIVE_TTL {
-        (expires_ms + 999) / 1000
+        (expires_ms + 999) / 1000 + 1
     } else {
         secs
     })
@@ -291,10 +292,10 @@ impl SessionStore for MemcachedStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let Some((bytes, ttl_left)) = self.get("load", &self.key(id)).await? else {
+        let Some((bytes, _ttl)) = self.get("load", &self.key(id)).await? else {
             return Ok(None);
         };
-        let mut record = match decode(*id, &bytes) {
+        let record = match decode(*id, &bytes) {
             Ok(record) => record,
             Err(error) => {
                 tracing::warn!(
@@ -305,21 +306,10 @@ impl SessionStore for MemcachedStore {
                 return Ok(None);
             }
         };
-        let now_ms = unix_ms(OffsetDateTime::now_utc());
-        // The value keeps the expiry of the last save, to the millisecond; a
-        // later touch moved only the item's TTL (whole seconds, on
-        // memcached's coarse clock). Whether the session lives is memcached's
-        // call: while the item exists it does. Its expiry is the saved one
-        // while that agrees with the TTL and is still ahead, else the one the
-        // TTL gives (then good to about a second).
-        if ttl_left >= 0 {
-            let saved_ms = unix_ms(record.expiry_date);
-            let by_ttl = now_ms + ttl_left * 1000;
-            if saved_ms <= now_ms || (by_ttl - saved_ms).abs() > TOUCH_SLACK_MS {
-                record.expiry_date = from_unix_ms(by_ttl);
-            }
-        }
-        if unix_ms(record.expiry_date) <= now_ms {
+        // Saves and touches both write the exact expiry into the value; the
+        // item's TTL (whole seconds, padded) only lets memcached drop it
+        // a little later. So the value decides.
+        if record.expiry_date <= OffsetDateTime::now_utc() {
             return Ok(None);
         }
         Ok(Some(record))
@@ -371,19 +361,45 @@ impl SiteStore for MemcachedStore {
                 WriteOutcome::Gone
             });
         };
-        let ttl = format!("T{ttl}");
+        // A TTL alone cannot carry an exact expiry (memcached counts whole
+        // seconds on a clock that ticks once a second), and a load that
+        // reads a coarse one finds the session due again at once. So a
+        // touch rewrites the value with the new expiry, guarded by the CAS
+        // token of the value it read: it never overwrites what a concurrent
+        // request wrote meanwhile.
         let mut conn = self.checkout().await?;
-        // `t` makes a hit answer with a flag, so the crate reports it as
-        // `Some`; a bare hit and a miss would both come back as `None`.
-        let outcome = tokio::time::timeout(
+        let read = tokio::time::timeout(
             OP_TIMEOUT,
-            conn.client()
-                .meta_get(&key, false, None, Some(&[&ttl, "t"])),
+            conn.client().meta_get(&key, false, None, Some(&["v", "c"])),
         )
         .await;
-        Ok(match conn.settle("touch", outcome)? {
-            Ok(Some(_)) => WriteOutcome::Written,
-            Ok(None) | Err(_) => WriteOutcome::Gone,
+        let (bytes, cas) = match conn.settle("touch", read)? {
+            Ok(Some(MetaValue {
+                data: Some(bytes),
+                cas: Some(cas),
+                ..
+            })) => (bytes, cas),
+            _ => return Ok(WriteOutcome::Gone),
+        };
+        let Ok(mut record) = decode(*id, &bytes) else {
+            return Ok(WriteOutcome::Gone);
+        };
+        record.expiry_date = expires_at;
+        let bytes = encode(&record)?;
+        let (ttl, cas) = (format!("T{ttl}"), format!("C{cas}"));
+        let write = tokio::time::timeout(
+            OP_TIMEOUT,
+            conn.client()
+                .meta_set(&key, bytes.as_slice(), false, None, Some(&[&ttl, &cas])),
+        )
+        .await;
+        Ok(match conn.settle("touch", write)? {
+            Ok(_) => WriteOutcome::Written,
+            // EX: a concurrent write replaced the value, with its own fresh
+            // expiry; there is nothing left to extend.
+            Err(Status::Exists) => WriteOutcome::Written,
+            // NF: deleted meanwhile; it stays deleted.
+            Err(_) => WriteOutcome::Gone,
         })
     }
 
@@ -455,13 +471,13 @@ mod tests {
     }
 
     #[test]
-    fn ttls_round_up_and_go_absolute_past_30_days() {
+    fn ttls_round_up_with_a_second_of_padding_and_go_absolute_past_30_days() {
         let now = OffsetDateTime::now_utc();
         assert_eq!(ttl_for(now - time::Duration::seconds(1)), None);
-        assert_eq!(ttl_for(now + time::Duration::milliseconds(1500)), Some(2));
+        assert_eq!(ttl_for(now + time::Duration::milliseconds(1500)), Some(3));
         let far = now + time::Duration::days(40);
         let absolute = ttl_for(far).unwrap();
         assert!(absolute > MAX_RELATIVE_TTL);
-        assert!((absolute - far.unix_timestamp()).abs() <= 1);
+        assert!((absolute - far.unix_timestamp()).abs() <= 2);
     }
 }

@@ -47,6 +47,10 @@ macro_rules! conformance_tests {
                 s::idle_expiry(KIND).await
             }
             #[tokio::test]
+            async fn steady_reads_touch_about_once_per_interval() {
+                s::steady_reads_touch_about_once_per_interval(KIND).await
+            }
+            #[tokio::test]
             async fn absolute_expiry() {
                 s::absolute_expiry(KIND).await
             }

@@ -365,6 +365,35 @@ pub async fn touch_interval_throttles(kind: Kind) {
     app.finish().await;
 }
 
+/// With the default 1 s interval, a visitor reading steadily is extended
+/// about once a second, not on every read: a store whose expiry is coarse
+/// (memcached's whole seconds) must not turn every read into a touch.
+pub async fn steady_reads_touch_about_once_per_interval(kind: Kind) {
+    let Some(app) =
+        spawn_app_with(kind, |s| s.session.touch_interval = Duration::from_secs(1)).await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!(1)).await;
+    let mut reads = 0;
+    let mut touches = 0;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        let resp = me.get("/api/session/a").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        reads += 1;
+        touches += usize::from(!set_cookies(resp.headers(), COOKIE).is_empty());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // 3 s at one touch per second, plus one for a boundary.
+    assert!(
+        touches <= 4,
+        "{touches} of {reads} reads extended the session in 3 s"
+    );
+    app.finish().await;
+}
+
 pub async fn expiry_route_never_extends(kind: Kind) {
     let Some(app) = spawn_app_with(kind, |s| s.session.touch_interval = Duration::ZERO).await
     else {
