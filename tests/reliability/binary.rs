@@ -380,19 +380,7 @@ async fn log_a_whole_session_life(env: Vec<(&'static str, String)>) {
     assert_eq!(r.send(req).await.status(), StatusCode::NO_CONTENT);
 
     // Stop gracefully, then read everything it wrote.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "graceful exit: {status}");
+    crate::support::stop_gracefully(child).await;
     let output = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         output.lines().count() > 20,

@@ -222,30 +222,8 @@ async fn sessions_stats_purge_and_clear_on_the_file_store() {
 
 #[tokio::test]
 async fn serve_prints_the_url_and_stops_gracefully_on_sigterm() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_websessions"))
-        .args(["serve", "--backend", "memory", "--bind", "127.0.0.1:0"])
-        .env("APP_ENV", "test")
-        .env(
-            "APP_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("APP_SESSION__FILE__DIR", dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the URL is printed")
-        .to_owned();
+    let (child, url, line) = serve_line(dir.path(), &[("APP_SESSION__BACKEND", "memory")]);
     assert!(line.contains("backend: memory"), "{line}");
     let body = reqwest::get(format!("{url}healthz/live"))
         .await
@@ -254,19 +232,7 @@ async fn serve_prints_the_url_and_stops_gracefully_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(body, "ok");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "graceful exit: {status}");
+    crate::support::stop_gracefully(child).await;
 }
 
 #[test]
@@ -295,6 +261,15 @@ fn cookie_backend_admin_commands_say_what_they_cannot_do() {
 
 /// Starts the built binary on a free port; returns the child and its URL.
 fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let (child, url, _) = serve_line(dir, env);
+    (child, url)
+}
+
+/// `serve`, also returning the line the binary printed on start-up.
+fn serve_line(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_websessions"));
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
@@ -318,9 +293,9 @@ fn serve(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, S
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
-        .expect("the URL")
+        .expect("the URL is printed")
         .to_owned();
-    (child, url)
+    (child, url, line)
 }
 
 #[tokio::test]

@@ -561,3 +561,20 @@ pub fn assert_see_other(resp: &reqwest::Response, location: &str) {
         "redirect target"
     );
 }
+
+/// Sends SIGTERM to a served binary and asserts that it exits cleanly.
+pub async fn stop_gracefully(mut child: std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful exit: {status}");
+}
