@@ -16,7 +16,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use websessions::config::{DatabaseSettings, LoadOptions, Secret};
-use websessions::sessions::cookie::CookieSetup;
+use websessions::sessions::CookieMode;
+use websessions::sessions::cookie::CookieCodec;
 use websessions::sessions::database::DatabaseStore;
 use websessions::sessions::file::FileStore;
 use websessions::sessions::memory::MemoryStore;
@@ -85,7 +86,7 @@ fn stores(c: &mut Criterion) {
         auto_migrate: true,
     };
     let sqlite = rt
-        .block_on(DatabaseStore::open(&settings))
+        .block_on(DatabaseStore::open(&settings.options()))
         .expect("sqlite store");
     bench_store(c, "sqlite", &rt, sqlite);
 }
@@ -99,27 +100,15 @@ fn test_settings() -> websessions::config::Settings {
 
 fn cookie(c: &mut Criterion) {
     let settings = test_settings();
-    let setup = CookieSetup::new(&settings).expect("cookie setup");
+    let key = websessions::config::decode_key(settings.session.secret_key.expose()).expect("key");
+    let codec = CookieCodec::new("session_id", CookieMode::Private, &key, &[]);
     let r = record();
-    c.bench_function("cookie/encode+encrypt (CookieSizer::cookie_len)", |b| {
-        b.iter(|| black_box(setup.sizer.cookie_len(black_box(&r)).expect("size")))
+    c.bench_function("cookie/encode+encrypt (CookieCodec::encode)", |b| {
+        b.iter(|| black_box(codec.encode(black_box(&r)).expect("encode")))
     });
-
-    let key_bytes =
-        websessions::config::decode_key(settings.session.secret_key.expose()).expect("key");
-    let key = tower_cookies::Key::from(&key_bytes);
-    let value = tower_sessions_cookie_store::encode_record(&r).expect("encode");
-    let mut jar = tower_cookies::cookie::CookieJar::new();
-    jar.private_mut(&key)
-        .add(tower_cookies::Cookie::new("session_id", value));
-    let sealed = jar.get("session_id").expect("sealed").value().to_owned();
-    c.bench_function("cookie/decrypt+decode", |b| {
-        b.iter(|| {
-            let mut jar = tower_cookies::cookie::CookieJar::new();
-            jar.add_original(tower_cookies::Cookie::new("session_id", sealed.clone()));
-            let plain = jar.private(&key).get("session_id").expect("decrypts");
-            black_box(tower_sessions_cookie_store::decode_record(plain.value()).expect("decodes"))
-        })
+    let sealed = codec.encode(&r).expect("encode");
+    c.bench_function("cookie/decrypt+decode (CookieCodec::decode)", |b| {
+        b.iter(|| black_box(codec.decode(black_box(&sealed)).expect("decodes")))
     });
 }
 

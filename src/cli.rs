@@ -9,8 +9,9 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Backend, DatabaseSettings, LoadOptions, Loaded};
-use crate::sessions::database::DatabaseStore;
+use crate::config::{self, Backend, LoadOptions, Loaded};
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+use crate::sessions::database::{DatabaseOptions, DatabaseStore};
 use crate::sessions::store::Capability;
 use crate::startup::Application;
 
@@ -104,7 +105,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let loaded = config::load(&options)?;
             match loaded.settings.session.backend {
-                Backend::Database => migrate(&loaded.settings.session.database).await,
+                #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+                Backend::Database => migrate(&loaded.settings.session.database.options()).await,
                 other => {
                     println!("The {other} backend keeps no schema: there is nothing to migrate.");
                     Ok(())
@@ -116,7 +118,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `websessions migrate`: applies what is pending and says what it did.
-async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<()> {
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+async fn migrate(settings: &DatabaseOptions) -> anyhow::Result<()> {
     let store = DatabaseStore::connect(settings)?;
     let report = store.migrate().await?;
     let kind = report.kind;
@@ -157,7 +160,7 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
 
 async fn sessions(loaded: Loaded, action: SessionsCommand) -> anyhow::Result<()> {
     let backend = loaded.settings.session.backend;
-    let Some(store) = crate::sessions::open_store(&loaded.settings).await? else {
+    let Some(store) = crate::startup::open_store(&loaded.settings).await? else {
         println!(
             "The cookie backend keeps sessions in the visitors' browsers: the server cannot count or delete them. Rotating session.secret_key ends them all."
         );

@@ -40,6 +40,15 @@ impl From<tower_sessions::session::Error> for AppError {
     }
 }
 
+impl From<crate::sessions::error::SessionError> for AppError {
+    fn from(error: crate::sessions::error::SessionError) -> Self {
+        match error {
+            crate::sessions::error::SessionError::Unavailable(e) => AppError::StoreUnavailable(e),
+            crate::sessions::error::SessionError::TooLarge(why) => AppError::PayloadTooLarge(why),
+        }
+    }
+}
+
 impl From<tower_sessions::session_store::Error> for AppError {
     fn from(error: tower_sessions::session_store::Error) -> Self {
         AppError::StoreUnavailable(error)

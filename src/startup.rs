@@ -9,14 +9,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Settings, decode_key};
-use crate::routes::Sessions;
-use crate::sessions::cookie::CookieSetup;
-use crate::sessions::layer::SessionConfig;
+use crate::config::{Backend, Settings, decode_key};
+use crate::sessions::layer::{Engine, ErrorResponder, Storage};
+use crate::sessions::policy::{CookieAttributes, Policy, SystemClock};
 use crate::sessions::store::{Capability, SiteStore};
+use crate::sessions::{NotCompiled, StoreOptions};
 use crate::state::AppState;
-use crate::web::accounts::Accounts;
 use crate::web::csrf::Csrf;
+use crate::web::site_session::Limits;
 
 /// A bound, ready-to-serve site. Binding happens in `build`, so the port is
 /// known (and taken) before `run` starts: tests never race for it.
@@ -27,10 +27,114 @@ pub struct Application {
     settings: Arc<Settings>,
 }
 
+/// What a test may change about how the application is built.
+#[derive(Default)]
+pub struct Overrides {
+    /// A store opened by the caller (two instances can share one).
+    pub store: Option<Arc<dyn SiteStore>>,
+    /// Extra routes behind the session layer (routes the binary never has).
+    pub extra: Option<axum::Router<AppState>>,
+    /// The engine's clock (tests move it instead of sleeping).
+    pub clock: Option<Arc<dyn crate::sessions::policy::Clock>>,
+}
+
+/// How to open the configured server-side store; `None` for the cookie
+/// backend, which keeps nothing on the server.
+pub fn store_options(settings: &Settings) -> Result<Option<StoreOptions>, NotCompiled> {
+    let s = &settings.session;
+    Ok(Some(match s.backend {
+        Backend::File => StoreOptions::File {
+            dir: s.file.dir.clone(),
+            fsync: s.file.fsync,
+        },
+        Backend::Memory => StoreOptions::Memory,
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        Backend::Database => StoreOptions::Database(s.database.options()),
+        #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+        Backend::Database => {
+            return Err(NotCompiled {
+                backend: "database",
+                feature: "sqlite, postgres or mysql",
+            });
+        }
+        Backend::Redis => StoreOptions::Redis {
+            url: s.redis.url.expose().to_owned(),
+            prefix: s.redis.prefix.clone(),
+        },
+        Backend::Memcached => StoreOptions::Memcached {
+            url: s.memcached.url.clone(),
+            prefix: s.memcached.prefix.clone(),
+        },
+        #[cfg(feature = "cookie")]
+        Backend::Cookie => return Ok(None),
+        #[cfg(not(feature = "cookie"))]
+        Backend::Cookie => {
+            return Err(NotCompiled {
+                backend: "cookie",
+                feature: "cookie",
+            });
+        }
+    }))
+}
+
+/// Opens the configured store; `None` for the cookie backend.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn SiteStore>>> {
+    match store_options(settings)? {
+        Some(options) => Ok(Some(crate::sessions::open_store(&options).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The engine's rules, from the settings.
+pub fn policy(settings: &Settings, clock: Arc<dyn crate::sessions::policy::Clock>) -> Policy {
+    let s = &settings.session;
+    Policy {
+        idle: s.idle_timeout,
+        absolute: s.absolute(),
+        extend_on_every_request: s.extend_on_every_request,
+        touch_interval: s.effective_touch_interval(),
+        cookie: CookieAttributes {
+            name: s.cookie_name.clone(),
+            secure: s.secure,
+            same_site: match s.same_site {
+                crate::config::SameSite::Strict => tower_sessions::cookie::SameSite::Strict,
+                crate::config::SameSite::Lax => tower_sessions::cookie::SameSite::Lax,
+                crate::config::SameSite::None => tower_sessions::cookie::SameSite::None,
+            },
+        },
+        clock,
+    }
+}
+
+/// The byte limits of one value and of a whole session, as this backend
+/// can hold them.
+fn limits(settings: &Settings) -> Limits {
+    let s = &settings.session;
+    let max_session_bytes = match s.backend {
+        // One memcached item holds at most 1 MiB, key and header included.
+        #[cfg(feature = "memcached")]
+        Backend::Memcached => s
+            .max_session_bytes
+            .min(crate::sessions::memcached::MAX_ITEM_BYTES),
+        _ => s.max_session_bytes,
+    };
+    Limits {
+        max_value_bytes: s.max_value_bytes.min(max_session_bytes),
+        max_session_bytes,
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = crate::sessions::open_store(&settings).await?;
-        Self::build_with_store(settings, store).await
+        let store = open_store(&settings).await?;
+        Self::build_with(
+            settings,
+            Overrides {
+                store,
+                ..Overrides::default()
+            },
+        )
+        .await
     }
 
     /// Like `build`, with a store opened by the caller (tests share one
@@ -39,16 +143,19 @@ impl Application {
         settings: Settings,
         store: Option<Arc<dyn SiteStore>>,
     ) -> anyhow::Result<Self> {
-        Self::build_with(settings, store, None).await
+        Self::build_with(
+            settings,
+            Overrides {
+                store,
+                ..Overrides::default()
+            },
+        )
+        .await
     }
 
-    /// Like `build_with_store`, with extra routes behind the session layer
-    /// (tests add routes the binary never has).
-    pub async fn build_with(
-        settings: Settings,
-        store: Option<Arc<dyn SiteStore>>,
-        extra: Option<axum::Router<AppState>>,
-    ) -> anyhow::Result<Self> {
+    /// Like `build`, with what a test overrides. Without a store in
+    /// `overrides`, the configured one is opened.
+    pub async fn build_with(settings: Settings, overrides: Overrides) -> anyhow::Result<Self> {
         crate::web::set_debug_errors(settings.server.debug_errors);
         let settings = Arc::new(settings);
         let s = &settings.session;
@@ -60,27 +167,46 @@ impl Application {
             .map(|k| decode_key(k.expose()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("session.previous_secret_keys: {e}"))?;
+        let store = match overrides.store {
+            Some(store) => Some(store),
+            None => open_store(&settings).await?,
+        };
+        let storage = match &store {
+            Some(store) => Storage::Server(store.clone()),
+            #[cfg(feature = "cookie")]
+            None => Storage::Cookie(Arc::new(crate::sessions::cookie::CookieCodec::new(
+                &s.cookie_name,
+                s.cookie.mode,
+                &current,
+                &previous,
+            ))),
+            #[cfg(not(feature = "cookie"))]
+            None => anyhow::bail!(NotCompiled {
+                backend: "cookie",
+                feature: "cookie"
+            }),
+        };
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let limits = limits(&settings);
+        let debug = settings.server.debug_errors;
+        let on_error: ErrorResponder = Arc::new(move |error, uri| {
+            crate::error::respond(error.into(), crate::routes::is_api_path(uri.path()), debug)
+        });
+        let engine = Arc::new(Engine::new(
+            s.backend,
+            storage,
+            policy(&settings, clock),
+            limits.max_session_bytes,
+            on_error,
+        ));
         let state = AppState {
             settings: settings.clone(),
             backend: s.backend,
-            store: store.clone(),
+            engine,
             csrf: Arc::new(Csrf::new(current, previous, s.secure)),
-            accounts: store.clone().map(|store| {
-                // An index must outlive every session it lists.
-                let lifetime = s.absolute().unwrap_or(s.idle_timeout).max(s.idle_timeout);
-                let seen_every = s
-                    .effective_touch_interval()
-                    .max(std::time::Duration::from_secs(1));
-                Arc::new(Accounts::new(store, current, lifetime, seen_every))
-            }),
+            limits,
         };
-        let sessions = match &store {
-            Some(store) => Sessions::Server(Arc::new(SessionConfig::new(&settings, store.clone()))),
-            None => Sessions::Cookie(Arc::new(
-                CookieSetup::new(&settings).map_err(|e| anyhow::anyhow!(e))?,
-            )),
-        };
-        let router = crate::routes::router(state, sessions, extra);
+        let router = crate::routes::router(state, overrides.extra);
         let listener = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("binding {}", settings.server.bind))?;

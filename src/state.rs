@@ -1,9 +1,10 @@
-//! What every handler can reach: settings, the store, the CSRF signer.
+//! What every handler can reach: settings, the session engine, the CSRF
+//! signer.
 
 use std::sync::Arc;
 
 use crate::config::{Backend, Settings};
-use crate::sessions::store::SiteStore;
+use crate::sessions::layer::Engine;
 use crate::web::csrf::Csrf;
 use crate::web::site_session::Limits;
 
@@ -11,26 +12,9 @@ use crate::web::site_session::Limits;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub backend: Backend,
-    /// The server-side store; `None` for the cookie backend.
-    pub store: Option<Arc<dyn SiteStore>>,
+    /// The session engine (its store, policy and user index).
+    pub engine: Arc<Engine>,
     pub csrf: Arc<Csrf>,
-    /// Each user's index of sessions; `None` for the cookie backend.
-    pub accounts: Option<Arc<crate::web::accounts::Accounts>>,
-}
-
-impl AppState {
-    pub fn limits(&self) -> Limits {
-        let s = &self.settings.session;
-        let max_session_bytes = match self.backend {
-            // One memcached item holds at most 1 MiB, key and header included.
-            Backend::Memcached => s
-                .max_session_bytes
-                .min(crate::sessions::memcached::MAX_ITEM_BYTES),
-            _ => s.max_session_bytes,
-        };
-        Limits {
-            max_value_bytes: s.max_value_bytes.min(max_session_bytes),
-            max_session_bytes,
-        }
-    }
+    /// The byte limits a write from outside is checked against.
+    pub limits: Limits,
 }

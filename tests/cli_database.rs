@@ -59,11 +59,14 @@ fn ok(url: &str, args: &[&str]) -> String {
 
 /// Two live sessions and one expired, written through the library.
 async fn seed(url: &str) {
-    let store = DatabaseStore::connect(&DatabaseSettings {
-        url: Secret::new(url),
-        max_connections: 2,
-        auto_migrate: false,
-    })
+    let store = DatabaseStore::connect(
+        &DatabaseSettings {
+            url: Secret::new(url),
+            max_connections: 2,
+            auto_migrate: false,
+        }
+        .options(),
+    )
     .expect("store");
     for secs in [3600, 3600, -60] {
         let mut record = Record {

@@ -23,7 +23,7 @@ use tower_sessions::session::{Id, Record};
 use websessions::config::{DatabaseSettings, Secret};
 use websessions::sessions::database::{DatabaseStore, DbPool, SchemaStatus};
 use websessions::sessions::store::{
-    Capability, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
+    Capability, Inspect, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
 };
 
 // ---------------------------------------------------------------- fixtures
@@ -45,7 +45,7 @@ struct Fx {
 impl Fx {
     /// A store the way the site opens it (migrates on open).
     async fn store(&self) -> DatabaseStore {
-        DatabaseStore::open(&settings(&self.url, true))
+        DatabaseStore::open(&settings(&self.url, true).options())
             .await
             .expect("open the store")
     }
@@ -430,7 +430,7 @@ async fn ids_are_hashed_at_rest(fx: Fx) {
 
 async fn migrate_is_idempotent_and_required(fx: Fx) {
     // auto_migrate = false on an empty database: refused, with the fix.
-    let err = DatabaseStore::open(&settings(&fx.url, false))
+    let err = DatabaseStore::open(&settings(&fx.url, false).options())
         .await
         .expect_err("no schema yet");
     assert!(
@@ -438,7 +438,7 @@ async fn migrate_is_idempotent_and_required(fx: Fx) {
         "message: {err}"
     );
 
-    let store = DatabaseStore::connect(&settings(&fx.url, false)).unwrap();
+    let store = DatabaseStore::connect(&settings(&fx.url, false).options()).unwrap();
     assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::Missing);
     let first = store.migrate().await.unwrap();
     assert_eq!(first.applied.len(), 1, "{first:?}");
@@ -449,7 +449,7 @@ async fn migrate_is_idempotent_and_required(fx: Fx) {
     assert_eq!(store.schema_status().await.unwrap(), SchemaStatus::UpToDate);
 
     // Now the strict start-up accepts it, and the store works.
-    let strict = DatabaseStore::open(&settings(&fx.url, false))
+    let strict = DatabaseStore::open(&settings(&fx.url, false).options())
         .await
         .expect("schema is there");
     let mut rec = record(&[], in_secs(60));
@@ -571,7 +571,9 @@ async fn through(url: &str) -> (Forwarder, String) {
 
 async fn outage_and_recovery(fx: Fx) {
     let (forwarder, url) = through(&fx.url).await;
-    let store = DatabaseStore::open(&settings(&url, true)).await.unwrap();
+    let store = DatabaseStore::open(&settings(&url, true).options())
+        .await
+        .unwrap();
     let mut rec = record(&[("k", json!("v"))], in_secs(3600));
     store.create(&mut rec).await.unwrap();
     store.ping().await.unwrap();
@@ -596,7 +598,7 @@ async fn outage_and_recovery(fx: Fx) {
 async fn down_at_start_up(fx: Fx) {
     let (forwarder, url) = through(&fx.url).await;
     forwarder.cut();
-    let store = DatabaseStore::open(&settings(&url, true))
+    let store = DatabaseStore::open(&settings(&url, true).options())
         .await
         .expect("an unreachable server does not stop start-up");
     store.ping().await.expect_err("still down");
@@ -614,7 +616,7 @@ async fn down_at_start_up(fx: Fx) {
 async fn down_at_start_up_strict(fx: Fx) {
     let (forwarder, url) = through(&fx.url).await;
     forwarder.cut();
-    let store = DatabaseStore::open(&settings(&url, false))
+    let store = DatabaseStore::open(&settings(&url, false).options())
         .await
         .expect("an unreachable server does not stop start-up");
     forwarder.restore();

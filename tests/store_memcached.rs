@@ -17,7 +17,7 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use websessions::sessions::memcached::{MAX_ITEM_BYTES, MemcachedStore};
 use websessions::sessions::store::{
-    Capability, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
+    Capability, Inspect, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
 };
 
 use forwarder::Forwarder;

@@ -15,7 +15,7 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use websessions::sessions::redis::RedisStore;
 use websessions::sessions::store::{
-    Capability, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
+    Capability, Inspect, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
 };
 
 use forwarder::Forwarder;

@@ -129,7 +129,7 @@ pub fn main() {
                     auto_migrate: true,
                 };
                 with_store(
-                    database::DatabaseStore::open(&settings)
+                    database::DatabaseStore::open(&settings.options())
                         .await
                         .expect("database store"),
                 )

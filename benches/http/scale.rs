@@ -209,7 +209,7 @@ fn sqlite_purge(rt: &tokio::runtime::Runtime, tmp: &Path) -> Value {
             max_connections: 10,
             auto_migrate: true,
         };
-        rt.block_on(DatabaseStore::open(&settings))
+        rt.block_on(DatabaseStore::open(&settings.options()))
             .expect("sqlite store")
     };
     let mut results = Vec::new();

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::sessions::{Backend, CookieMode};
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -84,74 +86,12 @@ pub struct MemcachedSettings {
     pub prefix: String,
 }
 
-/// Which store keeps the sessions. Chosen once, at start-up.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    File,
-    Database,
-    Cookie,
-    Redis,
-    Memcached,
-    Memory,
-}
-
-impl Backend {
-    pub const ALL: [Backend; 6] = [
-        Backend::File,
-        Backend::Database,
-        Backend::Cookie,
-        Backend::Redis,
-        Backend::Memcached,
-        Backend::Memory,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::File => "file",
-            Backend::Database => "database",
-            Backend::Cookie => "cookie",
-            Backend::Redis => "redis",
-            Backend::Memcached => "memcached",
-            Backend::Memory => "memory",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Backend::ALL
-            .into_iter()
-            .find(|b| b.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown backend `{s}` (expected file, database, cookie, redis, memcached or memory)")
-            })
-    }
-}
-
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum SameSite {
     Strict,
     Lax,
     None,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum CookieMode {
-    /// Encrypted and authenticated: the visitor cannot read or change it.
-    Private,
-    /// Readable by the visitor, but tamper-proof.
-    Signed,
 }
 
 /// A string that must never be printed: `Debug` shows `***`. It serializes
@@ -236,5 +176,17 @@ impl SessionSettings {
     /// `None` when `absolute_timeout = "0s"` (no hard cap).
     pub fn absolute(&self) -> Option<Duration> {
         (!self.absolute_timeout.is_zero()).then_some(self.absolute_timeout)
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+impl DatabaseSettings {
+    /// What the engine's database store needs to open.
+    pub fn options(&self) -> crate::sessions::database::DatabaseOptions {
+        crate::sessions::database::DatabaseOptions {
+            url: self.url.expose().to_owned(),
+            max_connections: self.max_connections,
+            auto_migrate: self.auto_migrate,
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! `/account/sessions`: the signed-in user's sessions, from their index
-//! (see `web::accounts`), with one-by-one and "everywhere else" revocation.
+//! (kept by the session engine, `sessions::index`), with one-by-one and "everywhere else" revocation.
 //! The cookie backend keeps no server state, so it cannot list or revoke
 //! sessions; the page says so.
 
@@ -12,11 +12,8 @@ use serde::Deserialize;
 
 use crate::error::PageError;
 use crate::state::AppState;
-use crate::web::accounts::at;
 use crate::web::format;
-use crate::web::page::{
-    PageForm, SignedIn, check_csrf, csrf_for_page, layout, signed_in_user, with_cookie,
-};
+use crate::web::page::{PageForm, check_csrf, csrf_for_page, layout, with_cookie};
 use crate::web::site_session::SiteSession;
 use crate::web::templates::{AccountPage, AccountRow, render};
 
@@ -41,18 +38,19 @@ async fn list(
     let user = layout.user.clone();
     let current = session.fingerprint();
     let mut rows = Vec::new();
-    if let (Some(user), Some(accounts)) = (&user, &state.accounts) {
-        for (fingerprint, entry) in accounts.list(user).await? {
+    let index = session.info.index();
+    if let (Some(user), Some(index)) = (&user, index) {
+        for (fingerprint, entry) in index.list(user).await? {
             rows.push(AccountRow {
                 current: current.as_deref() == Some(fingerprint.as_str()),
                 fingerprint,
-                created: format::datetime(at(entry.created_ms)),
-                last_seen: format::datetime(at(entry.last_seen_ms)),
+                created: format::datetime(entry.created()),
+                last_seen: format::datetime(entry.last_seen()),
                 user_agent: entry.user_agent,
             });
         }
     }
-    let supported = state.accounts.is_some();
+    let supported = index.is_some();
     let page = AccountPage {
         layout,
         csrf_token: csrf.token,
@@ -86,14 +84,12 @@ async fn revoke(
     PageForm(form): PageForm<RevokeForm>,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &session, &headers, &form.csrf_token)?;
-    if let (SignedIn::User(user), Some(accounts)) =
-        (signed_in_user(&state, &session).await?, &state.accounts)
-    {
+    if let (Some(user), Some(index)) = (session.user().await?, session.info.index()) {
         let text = if session.fingerprint().as_deref() == Some(form.fingerprint.as_str()) {
             "That is this browser's session: use Log out instead.".to_owned()
-        } else if accounts.remove(&user.name, &form.fingerprint).await? {
+        } else if index.revoke(&user.name, &form.fingerprint).await? {
             format!(
-                "Session {} revoked: that browser is signed out at its next request.",
+                "Session {} revoked: it is deleted, and that browser is signed out.",
                 form.fingerprint
             )
         } else {
@@ -111,12 +107,12 @@ async fn revoke_others(
     PageForm(form): PageForm<RevokeForm>,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &session, &headers, &form.csrf_token)?;
-    if let (SignedIn::User(user), Some(accounts), Some(fp)) = (
-        signed_in_user(&state, &session).await?,
-        &state.accounts,
+    if let (Some(user), Some(index), Some(fp)) = (
+        session.user().await?,
+        session.info.index(),
         session.fingerprint(),
     ) {
-        let gone = accounts.keep_only(&user.name, &fp).await?;
+        let gone = index.revoke_others(&user.name, &fp).await?;
         session
             .flash(
                 "ok",

@@ -142,7 +142,7 @@ async fn put_key(
     AppJson(value): AppJson<Value>,
 ) -> Result<Response, ApiError> {
     session
-        .set_checked(&key, value.clone(), state.limits())
+        .set_checked(&key, value.clone(), state.limits)
         .await?;
     Ok(Json(json!({ "key": key, "value": value })).into_response())
 }

@@ -60,23 +60,12 @@ async fn login(
         }
     };
     // A new id before the privilege change: an id planted or seen before
-    // login is worthless after it.
+    // login is worthless after it. The session layer then lists the session
+    // in the user's index, once it is stored under its new id.
     if session.exists() {
         session.session.cycle_id().await?;
     }
     session.set_user(&name).await?;
-    if let Some(accounts) = &state.accounts {
-        // Save now: the session's (new) id exists only once stored, and
-        // the user's index lists it by fingerprint.
-        session.session.save().await?;
-        if let Some(fp) = session.fingerprint() {
-            let user_agent = headers
-                .get(axum::http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("unknown");
-            accounts.add(&name, &fp, user_agent).await?;
-        }
-    }
     session
         .flash(
             "ok",
@@ -93,13 +82,8 @@ async fn logout(
     PageForm(form): PageForm<TokenOnly>,
 ) -> Result<Response, PageError> {
     check_csrf(&state, &session, &headers, &form.csrf_token)?;
-    if let (Some(accounts), Some(user), Some(fp)) = (
-        &state.accounts,
-        session.user().await?,
-        session.fingerprint(),
-    ) {
-        accounts.remove(&user.name, &fp).await?;
-    }
+    // Deleting the session also takes it out of the user's index (the
+    // session layer sees it end).
     session.session.flush().await?;
     Ok(Redirect::to("/?done=logged_out").into_response())
 }

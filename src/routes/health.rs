@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
 
 async fn ready(State(state): State<AppState>) -> Response {
     let backend = state.backend.as_str();
-    let ping = match &state.store {
+    let ping = match state.engine.store() {
         Some(store) => store.ping().await,
         None => Ok(()),
     };

@@ -8,7 +8,6 @@ pub mod health;
 pub mod pages;
 pub mod session;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,25 +18,23 @@ use axum::routing::get;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::{AppError, respond};
-use crate::sessions::cookie::CookieSetup;
-use crate::sessions::layer::{SessionConfig, SessionLayer};
-
-/// Which session middleware the site runs, chosen at start-up.
-#[derive(Debug, Clone)]
-pub enum Sessions {
-    /// The site's own middleware over a server-side store.
-    Server(Arc<SessionConfig>),
-    /// tower-sessions-cookie-store's layer with the site's adapter inside.
-    Cookie(Arc<CookieSetup>),
-}
+use crate::sessions::layer::SessionLayer;
+use crate::sessions::visitor_lock::{VisitorLocks, one_at_a_time};
 use crate::state::AppState;
 
 /// Requests that take longer are answered 408 and their session is not saved.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The JSON API's prefix: errors under it are answered as JSON.
+pub const API_PREFIX: &str = "/api/";
+
+pub fn is_api_path(path: &str) -> bool {
+    path.starts_with(API_PREFIX)
+}
+
 /// `extra` routes are mounted behind the session layer like the site's own:
 /// tests use it to add routes the binary never has (a deliberately slow one).
-pub fn router(state: AppState, sessions: Sessions, extra: Option<Router<AppState>>) -> Router {
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     // Pages, forms and the API: everything that reads or writes the session.
     let with_session = Router::new()
         .merge(pages::router())
@@ -45,43 +42,14 @@ pub fn router(state: AppState, sessions: Sessions, extra: Option<Router<AppState
         .merge(auth::router())
         .merge(account::router())
         .merge(api::router())
-        .merge(extra.unwrap_or_default());
-    let serialize = state.settings.session.serialize_requests;
-    let cookie_name = state.settings.session.cookie_name.clone();
+        .merge(extra.unwrap_or_default())
+        .layer(SessionLayer::new(state.engine.clone()));
     // Reads the session but never extends it.
-    let read_only = api::expiry_router();
-    // `Router::layer` returns `Router` whatever the layer, so the choice of
-    // middleware is a plain match.
-    let (with_session, read_only) = match sessions {
-        Sessions::Server(config) => (
-            with_session.layer(SessionLayer::new(config.clone())),
-            read_only.layer(SessionLayer::read_only(config)),
-        ),
-        Sessions::Cookie(setup) => {
-            let name = setup.cookie_name.clone();
-            let fix = axum::middleware::map_response(move |res: Response| {
-                let name = name.clone();
-                async move { crate::sessions::cookie::round_up_max_age(&name, res) }
-            });
-            (
-                with_session
-                    .layer(setup.adapter(false))
-                    .layer(setup.manager_layer())
-                    .layer(fix.clone()),
-                read_only
-                    .layer(setup.adapter(true))
-                    .layer(setup.manager_layer())
-                    .layer(fix),
-            )
-        }
-    };
+    let read_only = api::expiry_router().layer(SessionLayer::read_only(state.engine.clone()));
     // Outside the session layer: held from before the load until after the save.
-    let with_session = if serialize {
-        let locks = crate::sessions::serialize::VisitorLocks::new(&cookie_name);
-        with_session.layer(axum::middleware::from_fn_with_state(
-            locks,
-            crate::sessions::serialize::serialize,
-        ))
+    let with_session = if state.settings.session.serialize_requests {
+        let locks = VisitorLocks::new(&state.settings.session.cookie_name);
+        with_session.layer(axum::middleware::from_fn_with_state(locks, one_at_a_time))
     } else {
         with_session
     };
@@ -124,7 +92,7 @@ async fn method_not_allowed(req: Request) -> Response {
 }
 
 fn is_api(req: &Request) -> bool {
-    req.uri().path().starts_with("/api/")
+    is_api_path(req.uri().path())
 }
 
 /// Safe defaults for every response, in one pass; a handler may set its

@@ -9,10 +9,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{AppError, PageError};
+use crate::sessions::inspect::AtRest;
 use crate::sessions::keys::VISITS;
 use crate::state::AppState;
 use crate::web::format;
-use crate::web::page::{csrf_for_page, layout, with_cookie};
+use crate::web::page::{cookie_value, csrf_for_page, layout, with_cookie};
 use crate::web::site_session::{Flash, SiteSession, validate_readable_key};
 use crate::web::templates::{DataRow, FormEcho, GetPage, RootPage, render};
 
@@ -102,7 +103,10 @@ pub async fn render_root(
         })
         .collect();
     let at_rest = match session.session.id() {
-        Some(id) if session.exists() => session.view.at_rest(&id).await.map_err(AppError::from)?,
+        Some(id) if session.exists() => match session.info.at_rest(&id).await? {
+            Some(at_rest) => Some(at_rest),
+            None => cookie_at_rest(state, session, headers).await?,
+        },
         _ => None,
     };
     let s = &state.settings.session;
@@ -131,6 +135,64 @@ pub async fn render_root(
         (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
         csrf.set_cookie,
     ))
+}
+
+/// The cookie backend's panel: the cookie's size and protection, never any
+/// part of its value (the data itself is shown only when signed, where the
+/// visitor can read it anyway).
+#[cfg(feature = "cookie")]
+async fn cookie_at_rest(
+    state: &AppState,
+    session: &SiteSession,
+    headers: &HeaderMap,
+) -> Result<Option<AtRest>, AppError> {
+    use crate::sessions::CookieMode;
+    use crate::sessions::cookie::MAX_COOKIE_BYTES;
+    let Some(mode) = session.info.cookie_mode() else {
+        return Ok(None);
+    };
+    let name = &state.settings.session.cookie_name;
+    let Some(value) = cookie_value(headers, name) else {
+        return Ok(None);
+    };
+    let size = name.len() + 1 + value.len();
+    let room = MAX_COOKIE_BYTES.saturating_sub(size);
+    let (mode_text, content) = match mode {
+        CookieMode::Private => (
+            "private: encrypted and authenticated (AES-256-GCM)",
+            Some("(encrypted: only the server can read it)".to_owned()),
+        ),
+        CookieMode::Signed => (
+            "signed: readable by you, tamper-proof (HMAC-SHA256)",
+            serde_json::to_string_pretty(&session.entries().await?).ok(),
+        ),
+    };
+    Ok(Some(AtRest {
+        kind: "cookie".into(),
+        location: format!("in your browser, cookie `{name}`; nothing on the server"),
+        facts: vec![
+            (
+                "cookie size".into(),
+                format!("{size} of {MAX_COOKIE_BYTES} bytes"),
+            ),
+            ("mode".into(), mode_text.into()),
+            // Encryption and base64 cost about 4/3 of the JSON added.
+            (
+                "room left".into(),
+                format!("about {} more bytes of JSON", room * 3 / 4),
+            ),
+        ],
+        content,
+    }))
+}
+
+#[cfg(not(feature = "cookie"))]
+async fn cookie_at_rest(
+    _: &AppState,
+    _: &SiteSession,
+    _: &HeaderMap,
+) -> Result<Option<AtRest>, AppError> {
+    Ok(None)
 }
 
 /// (human, RFC 3339, time left) of a stored expiry.

@@ -78,7 +78,7 @@ async fn set(
 ) -> Result<Response, PageError> {
     check_csrf(&state, &session, &headers, &form.csrf_token)?;
     match session
-        .set_checked(&form.key, Value::String(form.value.clone()), state.limits())
+        .set_checked(&form.key, Value::String(form.value.clone()), state.limits)
         .await
     {
         Ok(()) => {}

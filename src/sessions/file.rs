@@ -26,8 +26,8 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 
 use super::store::{
-    AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, backend_error, fingerprint,
-    storage_key,
+    AtRest, CREATE_ATTEMPTS, Capability, Inspect, Keyed, SiteStore, WriteOutcome, backend_error,
+    fingerprint, storage_key,
 };
 
 const STRIPES: usize = 256;
@@ -375,6 +375,78 @@ impl SiteStore for FileStore {
         .await
     }
 
+    async fn delete_keyed(&self, key: &str) -> session_store::Result<()> {
+        let key = key.to_owned();
+        self.blocking("delete", move |inner| {
+            let path = inner.path(&key);
+            let _guard = inner.lock(&key);
+            remove_if_present(&path).map(|_| ())
+        })
+        .await
+    }
+
+    async fn load_keyed(&self, key: &str) -> session_store::Result<Option<Keyed>> {
+        let loaded =
+            read_live(&self.inner.path(key)).map_err(|e| backend_error("file store load", e))?;
+        let Some((bytes, mtime)) = loaded else {
+            return Ok(None);
+        };
+        let data = serde_json::from_slice(&bytes).map_err(|e| backend_error("decode", e))?;
+        Ok(Some(Keyed {
+            version: keyed_version(bytes, mtime),
+            data,
+            expires_at: OffsetDateTime::from(mtime),
+        }))
+    }
+
+    async fn swap_keyed(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&HashMap<String, Value>, OffsetDateTime)>,
+    ) -> session_store::Result<bool> {
+        let key = key.to_owned();
+        let expected = expected.map(<[u8]>::to_vec);
+        let new = match new {
+            Some((data, expires_at)) => Some((
+                encode_data(data).map_err(|e| backend_error("encode", e))?,
+                to_system(expires_at),
+            )),
+            None => None,
+        };
+        self.blocking("swap", move |inner| {
+            let path = inner.path(&key);
+            // Compare and swap under the record's lock.
+            let _guard = inner.lock(&key);
+            let current = read_live(&path)?.map(|(bytes, mtime)| keyed_version(bytes, mtime));
+            if current != expected {
+                return Ok(false);
+            }
+            match new {
+                Some((bytes, expires)) => {
+                    let tmp = inner.write_tmp(&path, &bytes, expires)?;
+                    if let Err(e) = fs::rename(&tmp, &path) {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                }
+                None => {
+                    remove_if_present(&path)?;
+                }
+            }
+            inner.sync_dir(&path)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    fn inspector(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Inspect for FileStore {
     async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>> {
         let key = storage_key(id);
         self.blocking("read", move |inner| {
@@ -396,7 +468,7 @@ impl SiteStore for FileStore {
                     ("size".into(), format!("{} bytes", bytes.len())),
                     (
                         "mtime (= expiry)".into(),
-                        crate::web::format::datetime(OffsetDateTime::from(mtime)),
+                        super::inspect::describe_time(OffsetDateTime::from(mtime)),
                     ),
                 ],
                 content: Some(content),
@@ -404,6 +476,16 @@ impl SiteStore for FileStore {
         })
         .await
     }
+}
+
+/// A keyed record's version: its bytes and its mtime (the expiry).
+fn keyed_version(mut bytes: Vec<u8>, mtime: SystemTime) -> Vec<u8> {
+    let nanos = mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    bytes.extend_from_slice(&nanos.to_le_bytes());
+    bytes
 }
 
 fn file_key(path: &Path) -> String {

@@ -1,104 +1,115 @@
-//! The site's session middleware, shaped like tower-sessions' `service.rs`.
+//! The session middleware, shaped like tower-sessions' `service.rs`. Every
+//! backend goes through it, the cookie backend included. Per request:
 //!
-//! Per request it reads the session cookie, builds a `tower_sessions::Session`
-//! over a [`RequestStore`], loads the record up front (so a bad cookie is
-//! known before the handler runs, and a store outage is a 503), and after the
-//! handler:
-//! - saves the session only if it was modified (a whole-record, update-only
-//!   save: a record deleted meanwhile stays deleted and gets no cookie);
-//! - otherwise, when `extend_on_every_request` is on, *touches* it (expiry
-//!   only, at most once per `touch_interval`), never rewriting data loaded at
-//!   the start over what a concurrent request wrote meanwhile;
-//! - sends `Set-Cookie` only when something was stored, and a removal cookie
-//!   when the session was deleted or the cookie named no live session.
+//! 1. **identify**: read the session cookie (from the raw header bytes);
+//! 2. **load** the record through a [`RequestStore`], which applies the
+//!    policy (absolute cap); an unreachable store is a 503 before any work;
+//! 3. **check the user index**: a signed-in session revoked elsewhere is
+//!    logged out here, on pages and JSON alike;
+//! 4. **run the handler** with a standard `tower_sessions::Session` and a
+//!    [`SessionInfo`] in the request extensions;
+//! 5. **settle**: save a modified session (update-only: a record deleted
+//!    meanwhile stays deleted), or touch an unchanged one when the policy
+//!    says it is due (expiry only, never writing back stale data);
+//! 6. **follow in the index**: sign-in, new id, logout;
+//! 7. **set the cookie**: only when something was stored, a removal when
+//!    the session ended or the cookie named none.
 //!
-//! Responses that end in 5xx neither save nor extend the session.
+//! Responses that end in 5xx neither save nor extend the session; a save
+//! that would outgrow the session's limit turns the response into a 413
+//! and stores nothing.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, header};
-use time::OffsetDateTime;
+use axum::http::{HeaderMap, HeaderValue, Request, Response, Uri, header};
 use tower::{Layer, Service};
 use tower_sessions::Session;
-use tower_sessions::cookie::{Cookie, SameSite};
 use tower_sessions::session::{Expiry, Id};
 
+use super::Backend;
+use super::error::SessionError;
+use super::index::{Member, UserIndex, signed_in_user};
+use super::info::SessionInfo;
 use super::keys::CREATED_AT;
-use super::request_store::{ExpiryPolicy, LastWrite, RequestStore};
-use super::store::{SiteStore, WriteOutcome, fingerprint};
-use super::view::SessionView;
-use crate::config::{self, Backend};
-use crate::error::AppError;
+use super::policy::Policy;
+use super::request_store::{Backing, LastWrite, RequestStore};
+use super::store::{SiteStore, fingerprint, storage_key};
 
-/// How the cookie is written.
+#[cfg(feature = "cookie")]
+use super::cookie::CookieCodec;
+
+/// How the site answers an engine error (a page or JSON, by route).
+pub type ErrorResponder = Arc<dyn Fn(SessionError, &Uri) -> Response<Body> + Send + Sync>;
+
+/// Where sessions live.
 #[derive(Debug, Clone)]
-pub struct CookieSpec {
-    pub name: String,
-    pub secure: bool,
-    pub same_site: SameSite,
-}
-
-impl CookieSpec {
-    pub fn from_settings(s: &config::SessionSettings) -> Self {
-        Self {
-            name: s.cookie_name.clone(),
-            secure: s.secure,
-            same_site: match s.same_site {
-                config::SameSite::Strict => SameSite::Strict,
-                config::SameSite::Lax => SameSite::Lax,
-                config::SameSite::None => SameSite::None,
-            },
-        }
-    }
-
-    /// `name=value; HttpOnly; SameSite=…; Path=/; Max-Age=…[; Secure]`.
-    pub fn build(&self, value: String, max_age: time::Duration) -> Cookie<'static> {
-        Cookie::build((self.name.clone(), value))
-            .http_only(true)
-            .same_site(self.same_site)
-            .secure(self.secure)
-            .path("/")
-            .max_age(max_age)
-            .build()
-    }
-
-    pub fn removal(&self) -> Cookie<'static> {
-        self.build(String::new(), time::Duration::ZERO)
-    }
+pub enum Storage {
+    Server(Arc<dyn SiteStore>),
+    #[cfg(feature = "cookie")]
+    Cookie(Arc<CookieCodec>),
 }
 
 /// Everything the middleware needs, shared by all requests.
-#[derive(Debug)]
-pub struct SessionConfig {
+pub struct Engine {
     pub backend: Backend,
-    pub store: Arc<dyn SiteStore>,
-    pub policy: Arc<ExpiryPolicy>,
-    pub cookie: CookieSpec,
-    pub extend_on_every_request: bool,
-    pub touch_interval: Duration,
-    pub debug_errors: bool,
+    pub storage: Storage,
+    pub policy: Arc<Policy>,
+    /// Server-side stores: the most a session may weigh, as JSON.
+    pub max_session_bytes: usize,
+    /// "Log out everywhere"; server-side stores only.
+    pub index: Option<Arc<UserIndex>>,
+    on_error: ErrorResponder,
 }
 
-impl SessionConfig {
-    pub fn new(settings: &config::Settings, store: Arc<dyn SiteStore>) -> Self {
-        let s = &settings.session;
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.backend)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// The engine for a store. Server-side stores get the user index.
+    pub fn new(
+        backend: Backend,
+        storage: Storage,
+        policy: Policy,
+        max_session_bytes: usize,
+        on_error: ErrorResponder,
+    ) -> Self {
+        let policy = Arc::new(policy);
+        let index = match &storage {
+            Storage::Server(store) => Some(Arc::new(UserIndex::new(store.clone(), policy.clone()))),
+            #[cfg(feature = "cookie")]
+            Storage::Cookie(_) => None,
+        };
         Self {
-            backend: s.backend,
-            store,
-            policy: Arc::new(ExpiryPolicy {
-                idle: s.idle_timeout,
-                absolute: s.absolute(),
-            }),
-            cookie: CookieSpec::from_settings(s),
-            extend_on_every_request: s.extend_on_every_request,
-            touch_interval: s.effective_touch_interval(),
-            debug_errors: settings.server.debug_errors,
+            backend,
+            storage,
+            policy,
+            max_session_bytes,
+            index,
+            on_error,
         }
+    }
+
+    /// The server-side store, if sessions live in one.
+    pub fn store(&self) -> Option<&Arc<dyn SiteStore>> {
+        match &self.storage {
+            Storage::Server(store) => Some(store),
+            #[cfg(feature = "cookie")]
+            Storage::Cookie(_) => None,
+        }
+    }
+
+    fn fail(&self, error: SessionError, uri: &Uri) -> Response<Body> {
+        (self.on_error)(error, uri)
     }
 }
 
@@ -107,28 +118,28 @@ impl SessionConfig {
 enum Mode {
     ReadWrite,
     /// Loads the session but never saves, touches or sends a cookie: for
-    /// routes that must not extend it (`GET /api/session/expiry`).
+    /// routes that must not extend it (a page polling how long is left).
     ReadOnly,
 }
 
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
-    config: Arc<SessionConfig>,
+    engine: Arc<Engine>,
     mode: Mode,
 }
 
 impl SessionLayer {
-    pub fn new(config: Arc<SessionConfig>) -> Self {
+    pub fn new(engine: Arc<Engine>) -> Self {
         Self {
-            config,
+            engine,
             mode: Mode::ReadWrite,
         }
     }
 
     /// The same session, loaded but never saved or extended.
-    pub fn read_only(config: Arc<SessionConfig>) -> Self {
+    pub fn read_only(engine: Arc<Engine>) -> Self {
         Self {
-            config,
+            engine,
             mode: Mode::ReadOnly,
         }
     }
@@ -140,7 +151,7 @@ impl<S> Layer<S> for SessionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
-            config: self.config.clone(),
+            engine: self.engine.clone(),
             mode: self.mode,
         }
     }
@@ -149,7 +160,7 @@ impl<S> Layer<S> for SessionLayer {
 #[derive(Debug, Clone)]
 pub struct SessionService<S> {
     inner: S,
-    config: Arc<SessionConfig>,
+    engine: Arc<Engine>,
     mode: Mode,
 }
 
@@ -166,155 +177,391 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let config = self.config.clone();
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let engine = self.engine.clone();
         let mode = self.mode;
         // Use the service that was polled ready; leave a fresh clone behind.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(handle(engine, mode, inner, req))
+    }
+}
 
-        Box::pin(async move {
-            let api = req.uri().path().starts_with("/api/");
-            let cookie = cookie_value(req.headers(), &config.cookie.name);
-            let had_cookie = cookie.is_some();
-            let id = cookie.and_then(|value| match value.parse::<Id>() {
+/// One request, in the steps the module comment lists.
+async fn handle<S>(
+    engine: Arc<Engine>,
+    mode: Mode,
+    mut inner: S,
+    mut req: Request<Body>,
+) -> Result<Response<Body>, S::Error>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    let uri = req.uri().clone();
+    let user_agent = req.headers().get(header::USER_AGENT).cloned();
+
+    // 1. identify
+    let incoming = identify(&engine, req.headers());
+    let (id, backing) = match incoming {
+        Incoming::Server { id, store } => (id, Backing::Server(store)),
+        #[cfg(feature = "cookie")]
+        Incoming::Cookie { record, codec } => (
+            record.as_ref().map(|r| r.id),
+            Backing::Cookie {
+                codec,
+                sent: record,
+            },
+        ),
+    };
+    let had_cookie = cookie_value(req.headers(), &engine.policy.cookie.name).is_some();
+    let store = Arc::new(RequestStore::new(
+        backing,
+        engine.policy.clone(),
+        engine.max_session_bytes,
+    ));
+    let session = Session::new(
+        id,
+        store.clone(),
+        Some(Expiry::OnInactivity(to_time(engine.policy.idle))),
+    );
+
+    // 2. load
+    if id.is_some() {
+        if let Err(error) = session.get_value(CREATED_AT).await {
+            return Ok(engine.fail(error.into(), &uri));
+        }
+        if session.id().is_none() {
+            tracing::warn!(
+                "session cookie for an unknown or expired session: starting a fresh session"
+            );
+        }
+    }
+    let span = tracing::Span::current();
+    if let (false, Some(id)) = (span.is_disabled(), session.id()) {
+        span.record("session", fingerprint(&id).as_str());
+    }
+
+    // 3. check the user index
+    let signed_in = match signed_in_at_start(&engine, &session).await {
+        Ok(signed_in) => signed_in,
+        Err(error) => return Ok(engine.fail(error, &uri)),
+    };
+    let revoked = signed_in.as_ref().is_some_and(|s| s.revoked);
+    if revoked {
+        tracing::info!("session was revoked from another browser: logging it out");
+        if let Err(error) = session.flush().await {
+            return Ok(engine.fail(error.into(), &uri));
+        }
+    }
+
+    // 4. run the handler
+    req.extensions_mut().insert(session.clone());
+    req.extensions_mut().insert(SessionInfo::new(
+        &engine,
+        store.loaded().filter(|_| !revoked),
+        if revoked { None } else { session.id() },
+        revoked,
+    ));
+    let mut res = inner.call(req).await?;
+    if let Some(reason) = store.too_large() {
+        return Ok(engine.fail(SessionError::TooLarge(reason), &uri));
+    }
+    if mode == Mode::ReadOnly || res.status().is_server_error() {
+        return Ok(res);
+    }
+
+    // 5. settle
+    if let Err(error) = settle(&engine, &session, &store).await {
+        return Ok(match store.too_large() {
+            Some(reason) => engine.fail(SessionError::TooLarge(reason), &uri),
+            None => engine.fail(error, &uri),
+        });
+    }
+
+    // 6. follow in the index
+    let user_agent = user_agent
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
+    match follow_in_index(&engine, &session, &store, signed_in.as_ref(), user_agent).await {
+        Ok(true) => {}
+        // Revoked while it was being cycled: the new id must not live.
+        Ok(false) => {
+            let _ = session.flush().await;
+            if let Some(cookie) = cookie_header(engine.policy.cookie.removal()) {
+                res.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            return Ok(res);
+        }
+        Err(error) => return Ok(engine.fail(error, &uri)),
+    }
+
+    // 7. set the cookie
+    if let Some(cookie) = outgoing_cookie(&engine, &session, &store, had_cookie) {
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(res)
+}
+
+/// What the request's cookie names.
+enum Incoming {
+    Server {
+        id: Option<Id>,
+        store: Arc<dyn SiteStore>,
+    },
+    #[cfg(feature = "cookie")]
+    Cookie {
+        record: Option<tower_sessions::session::Record>,
+        codec: Arc<CookieCodec>,
+    },
+}
+
+fn identify(engine: &Engine, headers: &HeaderMap) -> Incoming {
+    let value = cookie_value(headers, &engine.policy.cookie.name);
+    match &engine.storage {
+        Storage::Server(store) => Incoming::Server {
+            id: value.and_then(|value| match value.parse::<Id>() {
                 Ok(id) => Some(id),
                 Err(_) => {
                     tracing::warn!("malformed session cookie: starting a fresh session");
                     None
                 }
-            });
-
-            let request_store = Arc::new(RequestStore::new(
-                config.store.clone(),
-                config.policy.clone(),
-            ));
-            let session = Session::new(
-                id,
-                request_store.clone(),
-                Some(Expiry::OnInactivity(to_time(config.policy.idle))),
-            );
-
-            // Load now: the handler then sees a settled session, and an
-            // unreachable store is a clean 503 before any work is done.
-            if id.is_some() {
-                if let Err(error) = session.get_value(CREATED_AT).await {
-                    return Ok(unavailable(&config, api, error));
-                }
-                if session.id().is_none() {
+            }),
+            store: store.clone(),
+        },
+        #[cfg(feature = "cookie")]
+        Storage::Cookie(codec) => Incoming::Cookie {
+            record: value.and_then(|value| {
+                let record = codec.decode(&value);
+                if record.is_none() {
                     tracing::warn!(
-                        "session cookie for an unknown or expired session: starting a fresh session"
+                        "session cookie is malformed, forged, tampered or from an unknown key: starting a fresh session"
                     );
                 }
-            }
-            // The request span carries the fingerprint, never the id (and
-            // only when there is a span: the hash is not free).
-            let span = tracing::Span::current();
-            if let (false, Some(id)) = (span.is_disabled(), session.id()) {
-                span.record("session", fingerprint(&id).as_str());
-            }
-
-            req.extensions_mut().insert(session.clone());
-            req.extensions_mut().insert(SessionView::server_side(
-                config.backend,
-                request_store.loaded(),
-                session.id(),
-                config.store.clone(),
-            ));
-
-            let mut res = inner.call(req).await?;
-
-            if mode == Mode::ReadOnly || res.status().is_server_error() {
-                return Ok(res);
-            }
-
-            if session.is_modified() {
-                if let Err(error) = session.save().await {
-                    return Ok(unavailable(&config, api, error));
-                }
-            } else if config.extend_on_every_request {
-                if let Err(error) = maybe_touch(&config, &session, &request_store).await {
-                    return Ok(unavailable(&config, api, error));
-                }
-            }
-
-            let cookie = match (request_store.last_write(), session.id()) {
-                (
-                    Some(LastWrite::Created { expires_at } | LastWrite::Written { expires_at }),
-                    Some(id),
-                ) => Some(
-                    config
-                        .cookie
-                        .build(id.to_string(), max_age_until(expires_at)),
-                ),
-                // Gone: the session was deleted meanwhile; it stays deleted.
-                (Some(LastWrite::Gone), _) => None,
-                // Nothing to store (flushed, or emptied): drop the cookie.
-                // (`Session::save` assigns an id even then, so test this first.)
-                (Some(LastWrite::Skipped), _) if had_cookie => Some(config.cookie.removal()),
-                (Some(LastWrite::Skipped), _) => None,
-                // Deleted here, or the cookie named no live session.
-                (_, None) if had_cookie => Some(config.cookie.removal()),
-                _ => None,
-            };
-            if let Some(cookie) = cookie {
-                if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
-                    res.headers_mut().append(header::SET_COOKIE, value);
-                }
-            }
-            Ok(res)
-        })
+                record
+            }),
+            codec: codec.clone(),
+        },
     }
 }
 
-/// Extends an unchanged live session when its stored expiry has fallen more
-/// than `touch_interval` behind where it would be set now.
-async fn maybe_touch(
-    config: &SessionConfig,
+/// The signed-in session this request started with, checked in the index.
+struct SignedIn {
+    user: String,
+    fingerprint: String,
+    revoked: bool,
+}
+
+async fn signed_in_at_start(
+    engine: &Engine,
     session: &Session,
-    request_store: &RequestStore,
-) -> Result<(), tower_sessions::session_store::Error> {
-    let (Some(id), Some(loaded)) = (session.id(), request_store.loaded()) else {
+) -> Result<Option<SignedIn>, SessionError> {
+    let (Some(index), Some(id)) = (&engine.index, session.id()) else {
+        return Ok(None);
+    };
+    let Some(user) = session.get_value(super::keys::USER).await? else {
+        return Ok(None);
+    };
+    let data = std::collections::HashMap::from([(super::keys::USER.to_owned(), user)]);
+    let Some(user) = signed_in_user(&data) else {
+        return Ok(None);
+    };
+    let fingerprint = fingerprint(&id);
+    let key = storage_key(&id);
+    let created_at = session
+        .get_value(CREATED_AT)
+        .await?
+        .and_then(|v| v.as_i64())
+        .map(super::policy::from_unix_ms);
+    let member = Member {
+        user,
+        fingerprint: &fingerprint,
+        key: &key,
+        created_at,
+    };
+    let present = index.check(&member).await?;
+    Ok(Some(SignedIn {
+        user: user.to_owned(),
+        fingerprint: fingerprint.clone(),
+        revoked: !present,
+    }))
+}
+
+/// Saves a modified session, or touches an unchanged one that is due.
+async fn settle(
+    engine: &Engine,
+    session: &Session,
+    store: &RequestStore,
+) -> Result<(), SessionError> {
+    if session.is_modified() {
+        session.save().await?;
+        return Ok(());
+    }
+    let (Some(id), Some(loaded)) = (session.id(), store.loaded()) else {
         return Ok(());
     };
-    let now = OffsetDateTime::now_utc();
-    let target = config.policy.expiry(loaded.created_at.unwrap_or(now), now);
-    if loaded.expires_at < target - to_time(config.touch_interval)
-        && request_store.touch(&id, target).await? == WriteOutcome::Gone
+    if let Some(target) = engine
+        .policy
+        .touch_due(loaded.created_at, loaded.expires_at)
     {
-        tracing::debug!("touch found the session gone");
+        if store.touch(&id, target).await? == super::store::WriteOutcome::Gone {
+            tracing::debug!("touch found the session gone");
+        }
     }
     Ok(())
 }
 
-/// The value of the named cookie, from the first `Cookie` header carrying it
-/// (the session layer, the CSRF nonce and the per-visitor lock all read
-/// cookies through this).
-pub fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+/// Keeps the user index in step with what the handler did. `Ok(false)`
+/// when the session was cycled after being revoked elsewhere.
+async fn follow_in_index(
+    engine: &Engine,
+    session: &Session,
+    store: &RequestStore,
+    before: Option<&SignedIn>,
+    user_agent: &str,
+) -> Result<bool, SessionError> {
+    let Some(index) = &engine.index else {
+        return Ok(true);
+    };
+    let before = before.filter(|b| !b.revoked);
+    let stored = matches!(
+        store.last_write(),
+        Some(LastWrite::Created { .. } | LastWrite::Written { .. })
+    );
+    let now_id = session
+        .id()
+        .filter(|_| stored || store.last_write().is_none());
+    let now_user = match now_id {
+        Some(_) => session
+            .get_value(super::keys::USER)
+            .await?
+            .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned)),
+        None => None,
+    };
+    if before.is_none() && now_user.is_none() {
+        return Ok(true);
+    }
+    let now_fp = now_id.map(|id| fingerprint(&id));
+    match (before, now_id, now_user.as_deref()) {
+        // Unchanged: the check at the start already refreshed it.
+        (Some(b), Some(_), Some(user))
+            if b.user == user && now_fp.as_deref() == Some(&b.fingerprint) =>
+        {
+            Ok(true)
+        }
+        // Same user, new id: the entry follows the session.
+        (Some(b), Some(id), Some(user)) if b.user == user => {
+            let key = storage_key(&id);
+            let fp = fingerprint(&id);
+            let member = member_of(session, user, &fp, &key).await?;
+            Ok(index.moved(&b.fingerprint, &member).await?)
+        }
+        (before, now_id, now_user) => {
+            if let Some(b) = before {
+                index.remove(&b.user, &b.fingerprint).await?;
+            }
+            if let (Some(id), Some(user)) = (now_id, now_user) {
+                let key = storage_key(&id);
+                let fp = fingerprint(&id);
+                let member = member_of(session, user, &fp, &key).await?;
+                index.add(&member, user_agent).await?;
+            }
+            Ok(true)
+        }
+    }
+}
+
+async fn member_of<'a>(
+    session: &Session,
+    user: &'a str,
+    fingerprint: &'a str,
+    key: &'a str,
+) -> Result<Member<'a>, SessionError> {
+    let created_at = session
+        .get_value(CREATED_AT)
+        .await?
+        .and_then(|v| v.as_i64())
+        .map(super::policy::from_unix_ms);
+    Ok(Member {
+        user,
+        fingerprint,
+        key,
+        created_at,
+    })
+}
+
+/// The `Set-Cookie` this response needs, if any.
+fn outgoing_cookie(
+    engine: &Engine,
+    session: &Session,
+    store: &RequestStore,
+    had_cookie: bool,
+) -> Option<HeaderValue> {
+    let policy = &engine.policy;
+    let cookie = match (store.last_write(), session.id()) {
+        (Some(LastWrite::Created { expires_at } | LastWrite::Written { expires_at }), Some(id)) => {
+            let value = match &engine.storage {
+                Storage::Server(_) => id.to_string(),
+                #[cfg(feature = "cookie")]
+                Storage::Cookie(_) => store.cookie_value()?,
+            };
+            Some(policy.cookie(value, expires_at))
+        }
+        // Gone: the session was deleted meanwhile; it stays deleted.
+        (Some(LastWrite::Gone), _) => None,
+        // Nothing to store (flushed, or emptied): drop the cookie.
+        // (`Session::save` assigns an id even then, so test this first.)
+        (Some(LastWrite::Skipped), _) if had_cookie => Some(policy.cookie.removal()),
+        (Some(LastWrite::Skipped), _) => None,
+        // Deleted here, or the cookie named no live session.
+        (_, None) if had_cookie => Some(policy.cookie.removal()),
+        _ => None,
+    }?;
+    cookie_header(cookie)
+}
+
+fn cookie_header(cookie: tower_sessions::cookie::Cookie<'static>) -> Option<HeaderValue> {
+    HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
+/// The value of the named cookie, from the first `Cookie` header carrying
+/// it. Read from the raw bytes: another application's cookie with non-ASCII
+/// bytes in the same header must not hide this one.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    let name = name.as_bytes();
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|h| h.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
+        .flat_map(|h| h.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            Some((pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()))
+        })
         .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .and_then(|(_, v)| {
+            let v = v.strip_prefix(b"\"").unwrap_or(v);
+            let v = v.strip_suffix(b"\"").unwrap_or(v);
+            std::str::from_utf8(v).ok().map(str::to_owned)
+        })
 }
 
-/// Max-Age rounded *up* to whole seconds: rounding down would make the
-/// browser drop the cookie before the server lets the session go.
-fn max_age_until(expires_at: OffsetDateTime) -> time::Duration {
-    let left = (expires_at - OffsetDateTime::now_utc())
-        .as_seconds_f64()
-        .ceil();
-    time::Duration::seconds(left.max(0.0) as i64)
-}
-
-fn to_time(d: Duration) -> time::Duration {
+fn to_time(d: std::time::Duration) -> time::Duration {
     time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
-fn unavailable(config: &SessionConfig, api: bool, error: impl Into<AppError>) -> Response<Body> {
-    // `respond` logs it (once, at error level, as every 5xx).
-    crate::error::respond(error.into(), api, config.debug_errors)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_ascii_cookie_of_another_application_does_not_hide_the_session_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_bytes("theme=caf\u{e9}; session_id=abc; other=1".as_bytes()).unwrap(),
+        );
+        assert_eq!(cookie_value(&headers, "session_id").as_deref(), Some("abc"));
+        assert_eq!(cookie_value(&headers, "missing"), None);
+    }
 }

@@ -16,11 +16,13 @@
 //!   next use reconnects. A memcached that is down costs a failed connect
 //!   per operation (refused at once, or cut off by the timeouts).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_memcached::{Client, Error as McError, MetaProtocol, MetaValue, Status};
 use async_trait::async_trait;
+use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 use tower_sessions::SessionStore;
@@ -28,8 +30,8 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 
 use super::store::{
-    AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, backend_error, decode, encode,
-    fingerprint, storage_key, unix_ms,
+    AtRest, CREATE_ATTEMPTS, Capability, Inspect, Keyed, SiteStore, WriteOutcome, backend_error,
+    decode, decode_parts, encode, encode_parts, fingerprint, storage_key, unix_ms,
 };
 
 /// The most session data (the serialized data map) memcached can hold:
@@ -427,6 +429,106 @@ impl SiteStore for MemcachedStore {
         Ok(Capability::Unsupported(UNSUPPORTED_LIST))
     }
 
+    async fn delete_keyed(&self, key: &str) -> session_store::Result<()> {
+        self.remove("delete", &format!("{}{key}", self.prefix))
+            .await
+            .map(|_| ())
+    }
+
+    async fn load_keyed(&self, key: &str) -> session_store::Result<Option<Keyed>> {
+        let key = format!("{}{key}", self.prefix);
+        let mut conn = self.checkout().await?;
+        let read = tokio::time::timeout(
+            OP_TIMEOUT,
+            conn.client().meta_get(&key, false, None, Some(&["v", "c"])),
+        )
+        .await;
+        let (bytes, cas) = match conn.settle("load", read)? {
+            Ok(Some(MetaValue {
+                data: Some(bytes),
+                cas: Some(cas),
+                ..
+            })) => (bytes, cas),
+            _ => return Ok(None),
+        };
+        let (data, expires_at) = decode_parts(&bytes)?;
+        if expires_at <= OffsetDateTime::now_utc() {
+            return Ok(None);
+        }
+        Ok(Some(Keyed {
+            version: cas.to_le_bytes().to_vec(),
+            data,
+            expires_at,
+        }))
+    }
+
+    /// memcached's own compare-and-swap: the CAS token of the value read
+    /// (`C<token>`), or add-only (`ME`) when it expected none.
+    async fn swap_keyed(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&HashMap<String, Value>, OffsetDateTime)>,
+    ) -> session_store::Result<bool> {
+        let full = format!("{}{key}", self.prefix);
+        let cas = match expected {
+            Some(v) => Some(format!(
+                "C{}",
+                u64::from_le_bytes(
+                    v.try_into()
+                        .map_err(|_| backend_error("memcached swap", "bad version"))?
+                )
+            )),
+            None => None,
+        };
+        let new = match new {
+            Some((data, expires_at)) => match ttl_for(expires_at) {
+                Some(ttl) => Some((encode_parts(data, expires_at)?, format!("T{ttl}"))),
+                None => None,
+            },
+            None => None,
+        };
+        let mut conn = self.checkout().await?;
+        let outcome = match (&cas, &new) {
+            (_, Some((bytes, ttl))) => {
+                check_size(bytes)?;
+                let mode = cas.as_deref().unwrap_or("ME");
+                let write = tokio::time::timeout(
+                    OP_TIMEOUT,
+                    conn.client().meta_set(
+                        &full,
+                        bytes.as_slice(),
+                        false,
+                        None,
+                        Some(&[ttl, mode]),
+                    ),
+                )
+                .await;
+                conn.settle("swap", write)?.map(|_| ())
+            }
+            (Some(cas), None) => {
+                let delete = tokio::time::timeout(
+                    OP_TIMEOUT,
+                    conn.client().meta_delete(&full, false, None, Some(&[cas])),
+                )
+                .await;
+                conn.settle("swap", delete)?.map(|_| ())
+            }
+            (None, None) => {
+                drop(conn);
+                return Ok(self.load_keyed(key).await?.is_none());
+            }
+        };
+        Ok(outcome.is_ok())
+    }
+
+    fn inspector(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Inspect for MemcachedStore {
     async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>> {
         let key = self.key(id);
         let Some((bytes, ttl_left)) = self.get("read", &key).await? else {

@@ -13,12 +13,16 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 
-use super::store::{AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, storage_key};
+use super::store::{
+    AtRest, CREATE_ATTEMPTS, Capability, Inspect, Keyed, SiteStore, WriteOutcome, storage_key,
+};
 
 #[derive(Debug, Clone)]
 struct Entry {
     data: HashMap<String, Value>,
     expires_at: OffsetDateTime,
+    /// Bumped by every keyed swap: the compare-and-swap token.
+    version: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,6 +55,7 @@ impl SessionStore for MemoryStore {
                 Entry {
                     data: record.data.clone(),
                     expires_at: record.expiry_date,
+                    version: 0,
                 },
             );
             return Ok(());
@@ -140,6 +145,58 @@ impl SiteStore for MemoryStore {
         Ok(Capability::Supported(n))
     }
 
+    async fn delete_keyed(&self, key: &str) -> session_store::Result<()> {
+        self.map.write().await.remove(key);
+        Ok(())
+    }
+
+    async fn load_keyed(&self, key: &str) -> session_store::Result<Option<Keyed>> {
+        let map = self.map.read().await;
+        Ok(map.get(key).filter(|e| live(e)).map(|e| Keyed {
+            version: e.version.to_le_bytes().to_vec(),
+            data: e.data.clone(),
+            expires_at: e.expires_at,
+        }))
+    }
+
+    async fn swap_keyed(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&HashMap<String, Value>, OffsetDateTime)>,
+    ) -> session_store::Result<bool> {
+        // The write lock makes the compare and the swap one step.
+        let mut map = self.map.write().await;
+        let current = map.get(key).filter(|e| live(e));
+        let version = current.map(|e| e.version);
+        if version.map(u64::to_le_bytes).as_ref().map(|v| v.as_slice()) != expected {
+            return Ok(false);
+        }
+        match new {
+            Some((data, expires_at)) => {
+                map.insert(
+                    key.to_owned(),
+                    Entry {
+                        data: data.clone(),
+                        expires_at,
+                        version: version.map_or(0, |v| v + 1),
+                    },
+                );
+            }
+            None => {
+                map.remove(key);
+            }
+        }
+        Ok(true)
+    }
+
+    fn inspector(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Inspect for MemoryStore {
     async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>> {
         let key = storage_key(id);
         let map = self.map.read().await;

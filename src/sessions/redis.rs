@@ -12,22 +12,41 @@
 //!   has a timeout, so an outage turns into errors (503) within seconds, not
 //!   hung requests.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::{
-    ClientLike, Config, Error as FredError, Expiration, KeysInterface, Pool, ReconnectPolicy,
-    ServerConfig, SetOptions, Value as FredValue,
+    ClientLike, Config, Error as FredError, Expiration, KeysInterface, LuaInterface, Pool,
+    ReconnectPolicy, ServerConfig, SetOptions, Value as FredValue,
 };
+use serde_json::Value;
 use time::OffsetDateTime;
 use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 
 use super::store::{
-    AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, backend_error, decode, encode,
-    fingerprint, from_unix_ms, storage_key, unix_ms,
+    AtRest, CREATE_ATTEMPTS, Capability, Inspect, Keyed, SiteStore, WriteOutcome, backend_error,
+    decode, decode_parts, encode, encode_parts, fingerprint, from_unix_ms, storage_key, unix_ms,
 };
+
+/// Compare-and-swap of one key: ARGV = expected present (1/0), expected
+/// bytes, write (1) or delete (0), new bytes, expiry (unix ms).
+const SWAP_SCRIPT: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[4], 'PXAT', ARGV[5])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"#;
 
 /// Connections in the pool. Redis pipelines many commands over one
 /// connection; two keep one slow reply from stalling everything.
@@ -294,6 +313,69 @@ impl SiteStore for RedisStore {
         Ok(Capability::Supported(self.scan_keys("clear", true).await?))
     }
 
+    async fn delete_keyed(&self, key: &str) -> session_store::Result<()> {
+        let _: u64 = self
+            .pool
+            .del(format!("{}{key}", self.prefix))
+            .await
+            .map_err(err("delete"))?;
+        Ok(())
+    }
+
+    async fn load_keyed(&self, key: &str) -> session_store::Result<Option<Keyed>> {
+        let Some((bytes, pttl)) = self.get_with_pttl(&format!("{}{key}", self.prefix)).await?
+        else {
+            return Ok(None);
+        };
+        let (data, mut expires_at) = decode_parts(&bytes)?;
+        if pttl >= 0 {
+            expires_at = from_unix_ms(unix_ms(OffsetDateTime::now_utc()) + pttl);
+        }
+        Ok(Some(Keyed {
+            version: bytes,
+            data,
+            expires_at,
+        }))
+    }
+
+    /// A script compares and swaps in one step (Redis runs it atomically);
+    /// it touches one key, so it runs on a cluster too.
+    async fn swap_keyed(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&HashMap<String, Value>, OffsetDateTime)>,
+    ) -> session_store::Result<bool> {
+        let (write, bytes, pxat) = match new {
+            Some((data, expires_at)) => (
+                "1",
+                encode_parts(data, expires_at)?,
+                unix_ms(expires_at).to_string(),
+            ),
+            None => ("0", Vec::new(), String::new()),
+        };
+        let args: Vec<FredValue> = vec![
+            FredValue::from(if expected.is_some() { "1" } else { "0" }),
+            FredValue::Bytes(expected.unwrap_or_default().to_vec().into()),
+            FredValue::from(write),
+            FredValue::Bytes(bytes.into()),
+            FredValue::from(pxat),
+        ];
+        let swapped: i64 = self
+            .pool
+            .eval(SWAP_SCRIPT, vec![format!("{}{key}", self.prefix)], args)
+            .await
+            .map_err(err("swap"))?;
+        Ok(swapped == 1)
+    }
+
+    fn inspector(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Inspect for RedisStore {
     async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>> {
         let key = self.key(id);
         let Some((bytes, pttl)) = self.get_with_pttl(&key).await? else {

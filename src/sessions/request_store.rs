@@ -1,62 +1,30 @@
 //! The store a `tower_sessions::Session` sees during one request.
 //!
-//! It wraps the backend store and does three things the plain store cannot:
-//! - computes every stored expiry as `min(now + idle, created + absolute)`
-//!   from the record's `_created_at`, which it sets on first save;
+//! It stands between the session and where the record lives — a server-side
+//! store, or (cookie backend) the cookie itself — and does what a plain store
+//! cannot:
+//! - applies the [`Policy`]: the absolute cap on load, `_created_at` and the
+//!   expiry on every save;
+//! - refuses a save that would outgrow the session's limit (nothing stored);
 //! - keeps what it loaded (keys, stored expiry, whether the session existed
 //!   before this request), so pages show the record *as stored*;
 //! - remembers what the last write found (created, written, gone), so the
 //!   middleware knows which cookie to send.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
 use time::OffsetDateTime;
 use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 
 use super::keys::CREATED_AT;
+use super::policy::{Policy, created_at_of};
 use super::store::{SiteStore, WriteOutcome};
 
-/// The expiry rules, shared by every request.
-#[derive(Debug, Clone)]
-pub struct ExpiryPolicy {
-    pub idle: Duration,
-    /// `None` = no absolute cap.
-    pub absolute: Option<Duration>,
-}
-
-impl ExpiryPolicy {
-    /// `min(now + idle, created + absolute)`.
-    pub fn expiry(&self, created_at: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
-        let idle = now + self.idle;
-        match self.absolute {
-            Some(absolute) => idle.min(created_at + absolute),
-            None => idle,
-        }
-    }
-
-    /// The record with its expiry capped at `created + absolute`, or `None`
-    /// once that has passed. A store whose clock is coarse (memcached keeps
-    /// whole seconds, rounded up) may hand back a session a moment past its
-    /// cap; the cap is read from the record's own data, so it holds exactly
-    /// whatever the backend.
-    pub fn within_absolute_cap(&self, mut record: Record) -> Option<Record> {
-        let (Some(absolute), Some(created_at)) = (self.absolute, created_at_of(&record.data))
-        else {
-            return Some(record);
-        };
-        let cap = created_at + absolute;
-        if cap <= OffsetDateTime::now_utc() {
-            return None;
-        }
-        record.expiry_date = record.expiry_date.min(cap);
-        Some(record)
-    }
-}
+#[cfg(feature = "cookie")]
+use super::cookie::CookieCodec;
 
 /// The record as it was stored when this request loaded it.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,14 +36,13 @@ pub struct LoadedRecord {
 }
 
 impl LoadedRecord {
-    /// The snapshot of a record as it was stored.
     pub fn of(record: &Record) -> Self {
         let mut keys: Vec<String> = record.data.keys().cloned().collect();
         keys.sort();
         Self {
             keys,
             expires_at: record.expiry_date,
-            created_at: created_at_of(&record.data),
+            created_at: created_at_of(record),
         }
     }
 }
@@ -85,7 +52,7 @@ impl LoadedRecord {
 pub enum LastWrite {
     /// A new record was inserted (first save, or after `cycle_id`).
     Created { expires_at: OffsetDateTime },
-    /// The existing record was updated.
+    /// The existing record was updated (or touched).
     Written { expires_at: OffsetDateTime },
     /// The record was gone (deleted or expired meanwhile); nothing written.
     Gone,
@@ -93,25 +60,43 @@ pub enum LastWrite {
     Skipped,
 }
 
+/// Where this request's record lives.
+#[derive(Debug)]
+pub enum Backing {
+    Server(Arc<dyn SiteStore>),
+    /// The cookie backend: the record decoded from the request's cookie.
+    #[cfg(feature = "cookie")]
+    Cookie {
+        codec: Arc<CookieCodec>,
+        sent: Option<Record>,
+    },
+}
+
 #[derive(Debug, Default)]
 struct State {
     loaded: Option<Arc<LoadedRecord>>,
     last_write: Option<LastWrite>,
-    deleted: bool,
+    /// Why the last save was refused as too large, if it was.
+    too_large: Option<String>,
+    /// Cookie backend: the cookie value the last write produced.
+    cookie_value: Option<String>,
 }
 
 #[derive(Debug)]
 pub struct RequestStore {
-    store: Arc<dyn SiteStore>,
-    policy: Arc<ExpiryPolicy>,
+    backing: Backing,
+    policy: Arc<Policy>,
+    /// Server-side stores: the most a session's data may weigh, as JSON.
+    max_session_bytes: usize,
     state: Mutex<State>,
 }
 
 impl RequestStore {
-    pub fn new(store: Arc<dyn SiteStore>, policy: Arc<ExpiryPolicy>) -> Self {
+    pub fn new(backing: Backing, policy: Arc<Policy>, max_session_bytes: usize) -> Self {
         Self {
-            store,
+            backing,
             policy,
+            max_session_bytes,
             state: Mutex::new(State::default()),
         }
     }
@@ -129,44 +114,97 @@ impl RequestStore {
         self.state().last_write
     }
 
-    pub fn deleted(&self) -> bool {
-        self.state().deleted
+    /// Why a save was refused as too large, if one was.
+    pub fn too_large(&self) -> Option<String> {
+        self.state().too_large.clone()
     }
 
-    pub fn backend(&self) -> &Arc<dyn SiteStore> {
-        &self.store
+    /// Cookie backend: the value of the cookie the last write produced.
+    pub fn cookie_value(&self) -> Option<String> {
+        self.state().cookie_value.clone()
     }
 
-    pub fn policy(&self) -> &ExpiryPolicy {
-        &self.policy
-    }
-
-    /// Expiry-only extension; see `SiteStore::touch`.
+    /// Expiry-only extension of an unchanged session.
     pub async fn touch(
         &self,
         id: &Id,
         expires_at: OffsetDateTime,
     ) -> session_store::Result<WriteOutcome> {
-        let outcome = self.store.touch(id, expires_at).await?;
-        let mut state = self.state();
-        state.last_write = Some(match outcome {
+        let outcome = match &self.backing {
+            Backing::Server(store) => store.touch(id, expires_at).await?,
+            // No server state: a touch re-issues the cookie with the new
+            // expiry inside.
+            #[cfg(feature = "cookie")]
+            Backing::Cookie { codec, sent } => match sent {
+                Some(record) => {
+                    let mut record = record.clone();
+                    record.expiry_date = expires_at;
+                    let value = codec.encode(&record)?;
+                    self.state().cookie_value = Some(value);
+                    WriteOutcome::Written
+                }
+                None => WriteOutcome::Gone,
+            },
+        };
+        self.state().last_write = Some(match outcome {
             WriteOutcome::Written => LastWrite::Written { expires_at },
             WriteOutcome::Gone => LastWrite::Gone,
         });
         Ok(outcome)
     }
+
+    /// Refuses a record that would outgrow its limit; on the cookie backend
+    /// returns the exact cookie value it will be written as.
+    fn check_size(&self, record: &Record) -> session_store::Result<Option<String>> {
+        let codec = match &self.backing {
+            Backing::Server(_) => None,
+            #[cfg(feature = "cookie")]
+            Backing::Cookie { codec, .. } => Some(codec.as_ref()),
+        };
+        fit(codec, self.max_session_bytes, record).map_err(|refusal| {
+            self.state().too_large = Some(refusal.clone());
+            session_store::Error::Backend(refusal)
+        })
+    }
 }
 
-pub fn created_at_of(
-    record_data: &std::collections::HashMap<String, Value>,
-) -> Option<OffsetDateTime> {
-    record_data
-        .get(CREATED_AT)
-        .and_then(Value::as_i64)
-        .map(super::store::from_unix_ms)
+#[cfg(not(feature = "cookie"))]
+pub enum CookieCodec {}
+
+/// Checks a record against its limit: the JSON of its data on server-side
+/// stores, the exact cookie (`name=value`, encrypted or signed) on the
+/// cookie backend, whose value it returns. `Err` says why it does not fit.
+pub fn fit(
+    codec: Option<&CookieCodec>,
+    max_session_bytes: usize,
+    record: &Record,
+) -> Result<Option<String>, String> {
+    #[cfg(feature = "cookie")]
+    if let Some(codec) = codec {
+        let value = codec.encode(record).map_err(|e| e.to_string())?;
+        let len = codec.cookie_len(&value);
+        if len <= super::cookie::MAX_COOKIE_BYTES {
+            return Ok(Some(value));
+        }
+        return Err(format!(
+            "The session cookie would be {len} bytes; browsers keep at most {}. Nothing was changed.",
+            super::cookie::MAX_COOKIE_BYTES
+        ));
+    }
+    #[cfg(not(feature = "cookie"))]
+    let _ = codec;
+    let bytes = serde_json::to_vec(&record.data)
+        .map_err(|e| e.to_string())?
+        .len();
+    if bytes <= max_session_bytes {
+        return Ok(None);
+    }
+    Err(format!(
+        "The session would be {bytes} bytes as JSON; it may be at most {max_session_bytes} bytes. Nothing was changed."
+    ))
 }
 
-/// Only keys that are the site's bookkeeping: such a session holds nothing.
+/// Only the site's bookkeeping: such a session holds nothing worth a record.
 fn holds_nothing(record: &Record) -> bool {
     record.data.keys().all(|k| k == CREATED_AT)
 }
@@ -178,36 +216,31 @@ impl SessionStore for RequestStore {
             self.state().last_write = Some(LastWrite::Skipped);
             return Ok(());
         }
-        let now = OffsetDateTime::now_utc();
-        // Cycling keeps `_created_at`: a new id never restarts the absolute timeout.
-        let created_at = created_at_of(&record.data).unwrap_or_else(|| {
-            record.data.insert(
-                CREATED_AT.to_owned(),
-                Value::from(super::store::unix_ms(now)),
-            );
-            now
-        });
-        record.expiry_date = self.policy.expiry(created_at, now);
-        self.store.create(record).await?;
-        self.state().last_write = Some(LastWrite::Created {
+        self.policy.prepare_save(record);
+        let cookie_value = self.check_size(record)?;
+        if let Backing::Server(store) = &self.backing {
+            store.create(record).await?;
+        }
+        let mut state = self.state();
+        state.cookie_value = cookie_value;
+        state.last_write = Some(LastWrite::Created {
             expires_at: record.expiry_date,
         });
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let now = OffsetDateTime::now_utc();
         let mut record = record.clone();
-        let created_at = created_at_of(&record.data).unwrap_or_else(|| {
-            record.data.insert(
-                CREATED_AT.to_owned(),
-                Value::from(super::store::unix_ms(now)),
-            );
-            now
-        });
-        record.expiry_date = self.policy.expiry(created_at, now);
-        let outcome = self.store.save_existing(&record).await?;
-        self.state().last_write = Some(match outcome {
+        self.policy.prepare_save(&mut record);
+        let cookie_value = self.check_size(&record)?;
+        let outcome = match &self.backing {
+            Backing::Server(store) => store.save_existing(&record).await?,
+            #[cfg(feature = "cookie")]
+            Backing::Cookie { .. } => WriteOutcome::Written,
+        };
+        let mut state = self.state();
+        state.cookie_value = cookie_value;
+        state.last_write = Some(match outcome {
             WriteOutcome::Written => LastWrite::Written {
                 expires_at: record.expiry_date,
             },
@@ -217,11 +250,12 @@ impl SessionStore for RequestStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let record = self
-            .store
-            .load(id)
-            .await?
-            .and_then(|record| self.policy.within_absolute_cap(record));
+        let record = match &self.backing {
+            Backing::Server(store) => store.load(id).await?,
+            #[cfg(feature = "cookie")]
+            Backing::Cookie { sent, .. } => sent.clone().filter(|r| r.id == *id),
+        };
+        let record = record.and_then(|record| self.policy.admit(record));
         let mut state = self.state();
         if state.loaded.is_none() {
             state.loaded = record.as_ref().map(|r| Arc::new(LoadedRecord::of(r)));
@@ -230,80 +264,9 @@ impl SessionStore for RequestStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.store.delete(id).await?;
-        self.state().deleted = true;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_is_the_earlier_of_idle_and_absolute() {
-        let policy = ExpiryPolicy {
-            idle: Duration::from_secs(3600),
-            absolute: Some(Duration::from_secs(7200)),
-        };
-        let created = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let early = created + Duration::from_secs(60);
-        assert_eq!(
-            policy.expiry(created, early),
-            early + Duration::from_secs(3600)
-        );
-        let late = created + Duration::from_secs(7000);
-        assert_eq!(
-            policy.expiry(created, late),
-            created + Duration::from_secs(7200)
-        );
-        let uncapped = ExpiryPolicy {
-            absolute: None,
-            ..policy
-        };
-        assert_eq!(
-            uncapped.expiry(created, late),
-            late + Duration::from_secs(3600)
-        );
-    }
-
-    fn record_created(ago: Duration, expires_in: Duration) -> Record {
-        let now = OffsetDateTime::now_utc();
-        let created = now - ago;
-        Record {
-            id: Id::default(),
-            data: [(
-                CREATED_AT.to_owned(),
-                Value::from(crate::sessions::store::unix_ms(created)),
-            )]
-            .into(),
-            expiry_date: now + expires_in,
+        if let Backing::Server(store) = &self.backing {
+            store.delete(id).await?;
         }
-    }
-
-    #[test]
-    fn a_record_past_its_absolute_cap_loads_as_absent() {
-        let policy = ExpiryPolicy {
-            idle: Duration::from_secs(2),
-            absolute: Some(Duration::from_secs(3)),
-        };
-        // The store still holds it (a coarse TTL), but the cap has passed.
-        let stale = record_created(Duration::from_millis(3500), Duration::from_secs(1));
-        assert_eq!(policy.within_absolute_cap(stale), None);
-        // Before the cap, the expiry the store reports is trimmed to the cap.
-        let fresh = record_created(Duration::from_secs(1), Duration::from_secs(5));
-        let cap = created_at_of(&fresh.data).unwrap() + Duration::from_secs(3);
-        assert_eq!(policy.within_absolute_cap(fresh).unwrap().expiry_date, cap);
-        // No cap configured: untouched.
-        let uncapped = ExpiryPolicy {
-            absolute: None,
-            ..policy
-        };
-        let old = record_created(Duration::from_secs(3600), Duration::from_secs(1));
-        let expiry = old.expiry_date;
-        assert_eq!(
-            uncapped.within_absolute_cap(old).unwrap().expiry_date,
-            expiry
-        );
+        Ok(())
     }
 }

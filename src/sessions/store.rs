@@ -12,6 +12,9 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+
+pub use super::inspect::{AtRest, Inspect};
+pub use super::policy::{from_unix_ms, unix_ms};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -35,19 +38,6 @@ pub enum Capability<T> {
     Supported(T),
     /// The store cannot do this; the string says why, for people.
     Unsupported(&'static str),
-}
-
-/// Where and how one session lives at rest, for the root page's panel.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct AtRest {
-    /// One line: "file", "SQLite row", "Redis key", ...
-    pub kind: String,
-    /// Where: a path, a table and key, a Redis key.
-    pub location: String,
-    /// Extra facts as label/value pairs (size, TTL, ...).
-    pub facts: Vec<(String, String)>,
-    /// The stored bytes as text, when they are worth showing.
-    pub content: Option<String>,
 }
 
 /// The site's store operations, beyond `SessionStore`.
@@ -86,8 +76,40 @@ pub trait SiteStore: SessionStore {
     /// only); returns how many.
     async fn clear(&self) -> session_store::Result<Capability<u64>>;
 
-    /// Describes the stored form of one session, for the "at rest" panel.
-    async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>>;
+    /// Deletes the record stored under `key` (a [`storage_key`]): revoking a
+    /// session elsewhere knows its storage key, never its id.
+    async fn delete_keyed(&self, key: &str) -> session_store::Result<()>;
+
+    /// A live record stored under `key`, with a version token for
+    /// [`SiteStore::swap_keyed`]. The per-user session index lives in such
+    /// records: its key is not the hash of any session id, so no cookie can
+    /// name it.
+    async fn load_keyed(&self, key: &str) -> session_store::Result<Option<Keyed>>;
+
+    /// Atomically replaces the record under `key` if it is still at
+    /// `expected` (`None` = absent or expired); `new = None` deletes it.
+    /// Returns whether it swapped; the caller reloads and retries if not.
+    async fn swap_keyed(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&HashMap<String, Value>, OffsetDateTime)>,
+    ) -> session_store::Result<bool>;
+
+    /// The store's optional "at rest" inspection, for pages that show where
+    /// a session lives. A new store needs none.
+    fn inspector(&self) -> Option<&dyn Inspect> {
+        None
+    }
+}
+
+/// A record loaded by storage key, with the token that proves which version
+/// of it a compare-and-swap replaces.
+#[derive(Debug, Clone)]
+pub struct Keyed {
+    pub version: Vec<u8>,
+    pub data: HashMap<String, Value>,
+    pub expires_at: OffsetDateTime,
 }
 
 /// The key a record is stored under: `hex(SHA-256("ws-id" ‖ id))`.
@@ -109,28 +131,11 @@ pub fn fingerprint(id: &Id) -> String {
 }
 
 /// The stored value: data and expiry, and deliberately not the id.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StoredValue {
+#[derive(Debug, Deserialize)]
+struct StoredValue {
     /// Expiry as unix milliseconds.
-    pub expires_at_ms: i64,
-    pub data: HashMap<String, Value>,
-}
-
-impl StoredValue {
-    pub fn from_record(record: &Record) -> Self {
-        Self {
-            expires_at_ms: unix_ms(record.expiry_date),
-            data: record.data.clone(),
-        }
-    }
-
-    pub fn into_record(self, id: Id) -> Record {
-        Record {
-            id,
-            data: self.data,
-            expiry_date: from_unix_ms(self.expires_at_ms),
-        }
-    }
+    expires_at_ms: i64,
+    data: HashMap<String, Value>,
 }
 
 /// Serializes a record's data and expiry (the id is left out).
@@ -158,17 +163,21 @@ pub fn encode_parts(
 /// Parses what [`encode`] wrote.
 pub fn decode(id: Id, bytes: &[u8]) -> session_store::Result<Record> {
     serde_json::from_slice::<StoredValue>(bytes)
-        .map(|value| value.into_record(id))
+        .map(|value| Record {
+            id,
+            data: value.data,
+            expiry_date: from_unix_ms(value.expires_at_ms),
+        })
         .map_err(|e| session_store::Error::Decode(e.to_string()))
 }
 
-pub fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+/// Parses what [`encode_parts`] wrote, for a record addressed by key.
+pub fn decode_parts(
+    bytes: &[u8],
+) -> session_store::Result<(HashMap<String, Value>, OffsetDateTime)> {
+    serde_json::from_slice::<StoredValue>(bytes)
+        .map(|value| (value.data, from_unix_ms(value.expires_at_ms)))
+        .map_err(|e| session_store::Error::Decode(e.to_string()))
 }
 
 /// A store error whose message names the backend and the operation, never

@@ -3,19 +3,8 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// `2026-11-25 21:31:01 UTC`
-pub fn datetime(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
-}
+/// `2026-11-25 21:31:01 UTC`, as the stores' "at rest" descriptions too.
+pub use crate::sessions::inspect::describe_time as datetime;
 
 /// RFC 3339, for the API and machine-readable attributes.
 pub fn rfc3339(at: OffsetDateTime) -> String {

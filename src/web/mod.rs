@@ -1,7 +1,6 @@
 //! The HTML side: CSRF, the typed session wrapper, page structs, and the
 //! helpers every page handler shares.
 
-pub mod accounts;
 pub mod csrf;
 pub mod format;
 pub mod page;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::csrf::{Binding, NONCE_COOKIE, valid_nonce};
-use super::site_session::{Flash, SiteSession, UserBucket};
+use super::site_session::{Flash, SiteSession};
 use super::templates::Layout;
 use crate::error::{AppError, PageError};
 use crate::state::AppState;
@@ -72,44 +72,16 @@ pub async fn layout(
     session: &SiteSession,
     title: &str,
 ) -> Result<Layout, AppError> {
-    let (user, revoked) = match signed_in_user(state, session).await? {
-        SignedIn::User(user) => (Some(user.name), false),
-        SignedIn::Revoked => (None, true),
-        SignedIn::Nobody => (None, false),
-    };
     Ok(Layout {
         title: title.to_owned(),
         backend: state.backend.to_string(),
-        user,
-        flash: revoked.then(|| Flash {
+        user: session.user().await?.map(|u| u.name),
+        // The session layer logged a revoked session out before this page.
+        flash: session.info.revoked.then(|| Flash {
             level: "error".into(),
             text: "You were signed out: this session was revoked from another browser.".into(),
         }),
     })
-}
-
-pub enum SignedIn {
-    User(UserBucket),
-    /// Signed in, but revoked from another browser: now logged out.
-    Revoked,
-    Nobody,
-}
-
-/// The signed-in user, checked against their index of sessions: a session
-/// revoked elsewhere is logged out here (its whole session deleted).
-pub async fn signed_in_user(state: &AppState, session: &SiteSession) -> Result<SignedIn, AppError> {
-    let Some(user) = session.user().await? else {
-        return Ok(SignedIn::Nobody);
-    };
-    let (Some(accounts), Some(fp)) = (&state.accounts, session.fingerprint()) else {
-        return Ok(SignedIn::User(user));
-    };
-    if accounts.check(&user.name, &fp).await? {
-        return Ok(SignedIn::User(user));
-    }
-    tracing::info!(session = %fp, "session was revoked from another browser: logging it out");
-    session.session.flush().await?;
-    Ok(SignedIn::Revoked)
 }
 
 /// Adds the nonce cookie, if any, to a rendered page.

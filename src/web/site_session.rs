@@ -13,10 +13,9 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use crate::error::AppError;
-use crate::sessions::cookie::MAX_COOKIE_BYTES;
+use crate::sessions::info::SessionInfo;
 use crate::sessions::keys::{CREATED_AT, FLASH, USER, VISITS, is_reserved};
 use crate::sessions::store::fingerprint;
-use crate::sessions::view::SessionView;
 
 /// The byte limits of one value and of the whole session.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +27,7 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct SiteSession {
     pub session: Session,
-    pub view: SessionView,
+    pub info: SessionInfo,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for SiteSession {
@@ -36,9 +35,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SiteSession {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let session = parts.extensions.get::<Session>().cloned();
-        let view = parts.extensions.get::<SessionView>().cloned();
-        match (session, view) {
-            (Some(session), Some(view)) => Ok(SiteSession { session, view }),
+        let info = parts.extensions.get::<SessionInfo>().cloned();
+        match (session, info) {
+            (Some(session), Some(info)) => Ok(SiteSession { session, info }),
             _ => Err(crate::error::PageError::from(AppError::Unexpected(
                 anyhow::anyhow!("BUG: route is not behind the session layer"),
             ))),
@@ -104,7 +103,7 @@ impl SiteSession {
 
     /// Is there a stored session this request started from?
     pub fn exists(&self) -> bool {
-        self.session.id().is_some() && !self.view.is_new()
+        self.session.id().is_some() && !self.info.is_new()
     }
 
     /// A typed value; one that no longer deserializes is logged and absent.
@@ -129,7 +128,7 @@ impl SiteSession {
     /// Every key with its current value, the site's own keys included, sorted.
     pub async fn entries(&self) -> Result<BTreeMap<String, Value>, AppError> {
         let mut out = BTreeMap::new();
-        if let Some(loaded) = &self.view.loaded {
+        if let Some(loaded) = &self.info.loaded {
             for key in &loaded.keys {
                 if let Some(value) = self.session.get_value(key).await? {
                     out.insert(key.clone(), value);
@@ -166,30 +165,9 @@ impl SiteSession {
         }
         let mut all = self.entries().await?;
         all.insert(key.to_owned(), value.clone());
-        if let Some(sizer) = &self.view.cookie_sizer {
-            // The cookie backend: the limit is the cookie browsers keep,
-            // computed exactly (encoding, then encryption or signature).
-            let len = sizer.upper_bound_len(
-                self.session.id().unwrap_or_default(),
-                all.into_iter().collect(),
-            )?;
-            if len > MAX_COOKIE_BYTES {
-                return Err(AppError::PayloadTooLarge(format!(
-                    "With this value the session cookie would be {len} bytes; browsers keep at most {MAX_COOKIE_BYTES}. Nothing was changed."
-                )));
-            }
-            self.session.insert_value(key, value).await?;
-            return Ok(());
-        }
-        let total = serde_json::to_vec(&all)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if total > limits.max_session_bytes {
-            return Err(AppError::PayloadTooLarge(format!(
-                "With this value the session would be {total} bytes as JSON; it may be at most {} bytes.",
-                limits.max_session_bytes
-            )));
-        }
+        self.info
+            .fits(all.into_iter().collect())
+            .map_err(AppError::PayloadTooLarge)?;
         self.session.insert_value(key, value).await?;
         Ok(())
     }
@@ -249,11 +227,11 @@ impl SiteSession {
     }
 
     pub fn created_at(&self) -> Option<OffsetDateTime> {
-        self.view.loaded.as_ref().and_then(|l| l.created_at)
+        self.info.loaded.as_ref().and_then(|l| l.created_at)
     }
 
     pub fn stored_expiry(&self) -> Option<OffsetDateTime> {
-        self.view.loaded.as_ref().map(|l| l.expires_at)
+        self.info.loaded.as_ref().map(|l| l.expires_at)
     }
 
     /// Is `_created_at` the only thing besides the visitor's keys? Used by

@@ -61,12 +61,13 @@ async fn account_page(kind: Kind) {
     let page = laptop.get("/account/sessions").await.text().await.unwrap();
     assert!(page.contains("revoked"));
     assert_eq!(fingerprints(&page), vec![laptop_fp.clone()]);
+    // Revoking deleted the phone's record: its next request has no session.
     let phone_home = phone.get("/").await.text().await.unwrap();
     assert!(
-        phone_home.contains("You were signed out"),
+        !phone_home.contains("id=\"user\""),
         "the phone is signed out at its next request"
     );
-    assert!(!phone_home.contains("id=\"user\""));
+    assert_eq!(phone.session().await["new"], true);
 
     // Sign out everywhere else, from a third browser.
     let tablet = app.visitor();
@@ -81,7 +82,8 @@ async fn account_page(kind: Kind) {
         .await;
     assert_see_other(&resp, "/account/sessions");
     let laptop_home = laptop.get("/").await.text().await.unwrap();
-    assert!(laptop_home.contains("You were signed out"));
+    assert!(!laptop_home.contains("id=\"user\""));
+    assert_eq!(laptop.session().await["new"], true);
     let page = tablet.get("/account/sessions").await.text().await.unwrap();
     assert_eq!(fingerprints(&page).len(), 1);
 

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use websessions::config::{self, Backend, LoadOptions, Settings};
 use websessions::sessions::store::{Capability, SiteStore};
-use websessions::startup::Application;
+use websessions::startup::{Application, Overrides};
 
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,12 +164,19 @@ pub async fn spawn_app_with_routes(
         _ => {}
     }
     adjust(&mut settings);
-    let store = websessions::sessions::open_store(&settings)
+    let store = websessions::startup::open_store(&settings)
         .await
         .expect("the store opens");
-    let app = Application::build_with(settings.clone(), store, extra)
-        .await
-        .expect("the app builds");
+    let app = Application::build_with(
+        settings.clone(),
+        Overrides {
+            store,
+            extra,
+            ..Overrides::default()
+        },
+    )
+    .await
+    .expect("the app builds");
     let store = app.store();
     assert_eq!(store.is_some(), kind.server_side());
     Some(start(app, settings, store, kind, isolation))

@@ -17,11 +17,13 @@ mod pool;
 mod schema;
 mod sql;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use async_trait::async_trait;
+use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 use tower_sessions::SessionStore;
@@ -32,10 +34,9 @@ pub use pool::{DbKind, DbPool, SERVER_ACQUIRE_TIMEOUT, SQLITE_BUSY_TIMEOUT};
 pub use schema::{MigrationInfo, MigrationReport, SchemaStatus};
 
 use super::store::{
-    AtRest, CREATE_ATTEMPTS, Capability, SiteStore, WriteOutcome, backend_error, decode, encode,
-    fingerprint, from_unix_ms, storage_key, unix_ms,
+    AtRest, CREATE_ATTEMPTS, Capability, Inspect, Keyed, SiteStore, WriteOutcome, backend_error,
+    decode, decode_parts, encode, encode_parts, fingerprint, from_unix_ms, storage_key, unix_ms,
 };
-use crate::config::DatabaseSettings;
 use sql::Sql;
 
 /// Errors of opening and migrating. Messages never carry the URL (it may
@@ -68,6 +69,26 @@ pub enum DatabaseError {
     SchemaBehind { kind: DbKind, pending: usize },
     #[error("migrating the {kind} session database failed: {source}")]
     Migrate { kind: DbKind, source: sqlx::Error },
+}
+
+/// How to open the database store.
+#[derive(Clone)]
+pub struct DatabaseOptions {
+    /// `sqlite://…`, `postgres://…` or `mysql://…`; may hold a password.
+    pub url: String,
+    pub max_connections: u32,
+    /// Apply pending migrations when opening.
+    pub auto_migrate: bool,
+}
+
+impl std::fmt::Debug for DatabaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseOptions")
+            .field("url", &"***")
+            .field("max_connections", &self.max_connections)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
 }
 
 /// Schema work still owed because the database was down at start-up.
@@ -104,8 +125,8 @@ macro_rules! on_pool {
 impl DatabaseStore {
     /// Builds the pool and does nothing else: no connection, no schema work.
     /// `websessions migrate` starts here.
-    pub fn connect(settings: &DatabaseSettings) -> Result<Self, DatabaseError> {
-        let pool = DbPool::connect_lazy(settings.url.expose(), settings.max_connections)?;
+    pub fn connect(settings: &DatabaseOptions) -> Result<Self, DatabaseError> {
+        let pool = DbPool::connect_lazy(&settings.url, settings.max_connections)?;
         let sql = match pool.kind() {
             DbKind::Sqlite => &sql::SQLITE,
             DbKind::Postgres => &sql::POSTGRES,
@@ -130,7 +151,7 @@ impl DatabaseStore {
     ///   the store is returned anyway: requests fail (503) until the server
     ///   is back, and the schema work is done on the first successful use.
     /// - An SQLite file that cannot be opened is a local mistake and fails.
-    pub async fn open(settings: &DatabaseSettings) -> Result<Self, DatabaseError> {
+    pub async fn open(settings: &DatabaseOptions) -> Result<Self, DatabaseError> {
         let store = Self::connect(settings)?;
         let kind = store.kind();
         if let Err(source) = store.select_one().await {
@@ -460,6 +481,109 @@ impl SiteStore for DatabaseStore {
         Ok(Capability::Supported(n))
     }
 
+    async fn delete_keyed(&self, key: &str) -> session_store::Result<()> {
+        self.ready().await?;
+        let sql = self.inner.sql;
+        on_pool!(&self.inner.pool, |p| sqlx::query(sql.delete)
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(|e| self.err("delete", e))
+    }
+
+    async fn load_keyed(&self, key: &str) -> session_store::Result<Option<Keyed>> {
+        self.ready().await?;
+        let sql = self.inner.sql;
+        let now = now_ms();
+        let row: Option<(Vec<u8>, i64)> = on_pool!(&self.inner.pool, |p| sqlx::query_as(sql.load)
+            .bind(key)
+            .bind(now)
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| self.err("load", e))?;
+        let Some((bytes, expires_ms)) = row else {
+            return Ok(None);
+        };
+        let (data, _) = decode_parts(&bytes)?;
+        Ok(Some(Keyed {
+            version: bytes,
+            data,
+            expires_at: from_unix_ms(expires_ms),
+        }))
+    }
+
+    /// One statement compares and swaps (`… WHERE data = old`), so the
+    /// database makes it atomic; an insert-only create covers "absent".
+    async fn swap_keyed(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<(&HashMap<String, Value>, OffsetDateTime)>,
+    ) -> session_store::Result<bool> {
+        self.ready().await?;
+        let sql = self.inner.sql;
+        let now = now_ms();
+        let new = match new {
+            Some((data, expires_at)) => {
+                Some((encode_parts(data, expires_at)?, unix_ms(expires_at)))
+            }
+            None => None,
+        };
+        let swapped = match (expected, new) {
+            (Some(old), Some((data, expires))) => {
+                on_pool!(&self.inner.pool, |p| sqlx::query(sql.swap_update)
+                    .bind(&data)
+                    .bind(expires)
+                    .bind(key)
+                    .bind(old)
+                    .bind(now)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected() == 1))
+            }
+            (Some(old), None) => on_pool!(&self.inner.pool, |p| sqlx::query(sql.swap_delete)
+                .bind(key)
+                .bind(old)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected() == 1)),
+            (None, Some((data, expires))) => {
+                let inserted = on_pool!(&self.inner.pool, |p| {
+                    match sqlx::query(sql.delete_expired_key)
+                        .bind(key)
+                        .bind(now)
+                        .execute(p)
+                        .await
+                    {
+                        Ok(_) => sqlx::query(sql.insert)
+                            .bind(key)
+                            .bind(&data)
+                            .bind(expires)
+                            .execute(p)
+                            .await
+                            .map(|_| true),
+                        Err(e) => Err(e),
+                    }
+                });
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => Ok(false),
+                    other => other,
+                }
+            }
+            (None, None) => return Ok(self.load_keyed(key).await?.is_none()),
+        };
+        swapped.map_err(|e| self.err("swap", e))
+    }
+
+    fn inspector(&self) -> Option<&dyn Inspect> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Inspect for DatabaseStore {
     async fn at_rest(&self, id: &Id) -> session_store::Result<Option<AtRest>> {
         self.ready().await?;
         let sql = self.inner.sql;
@@ -481,7 +605,7 @@ impl SiteStore for DatabaseStore {
                 facts: vec![
                     (
                         "expires_at".into(),
-                        crate::web::format::datetime(from_unix_ms(expires_ms)),
+                        super::inspect::describe_time(from_unix_ms(expires_ms)),
                     ),
                     ("data size".into(), format!("{} bytes", bytes.len())),
                     ("columns".into(), sql.columns.into()),

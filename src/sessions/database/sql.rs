@@ -18,6 +18,10 @@ pub(super) struct Sql {
     pub update: &'static str,
     /// expires_ms, id_hash, now_ms
     pub touch: &'static str,
+    /// data, expires_ms, id_hash, old_data, now_ms: a compare-and-swap.
+    pub swap_update: &'static str,
+    /// id_hash, old_data, now_ms: a compare-and-delete.
+    pub swap_delete: &'static str,
     /// id_hash, now_ms → (data, expires_ms)
     pub load: &'static str,
     /// id_hash
@@ -44,6 +48,9 @@ pub(super) const SQLITE: Sql = Sql {
     delete_expired_key: "DELETE FROM sessions WHERE id_hash = ? AND expires_at <= ?",
     update: "UPDATE sessions SET data = ?, expires_at = ? WHERE id_hash = ? AND expires_at > ?",
     touch: "UPDATE sessions SET expires_at = ? WHERE id_hash = ? AND expires_at > ?",
+    swap_update: "UPDATE sessions SET data = ?, expires_at = ? \
+        WHERE id_hash = ? AND data = ? AND expires_at > ?",
+    swap_delete: "DELETE FROM sessions WHERE id_hash = ? AND data = ? AND expires_at > ?",
     load: "SELECT data, expires_at FROM sessions WHERE id_hash = ? AND expires_at > ?",
     delete: "DELETE FROM sessions WHERE id_hash = ?",
     count: "SELECT COUNT(*) FROM sessions",
@@ -71,6 +78,12 @@ pub(super) const POSTGRES: Sql = Sql {
         WHERE id_hash = $3 AND expires_at > TIMESTAMPTZ 'epoch' + $4 * INTERVAL '1 millisecond'",
     touch: "UPDATE sessions SET expires_at = TIMESTAMPTZ 'epoch' + $1 * INTERVAL '1 millisecond' \
         WHERE id_hash = $2 AND expires_at > TIMESTAMPTZ 'epoch' + $3 * INTERVAL '1 millisecond'",
+    swap_update: "UPDATE sessions SET data = $1, \
+        expires_at = TIMESTAMPTZ 'epoch' + $2 * INTERVAL '1 millisecond' \
+        WHERE id_hash = $3 AND data = $4 \
+        AND expires_at > TIMESTAMPTZ 'epoch' + $5 * INTERVAL '1 millisecond'",
+    swap_delete: "DELETE FROM sessions WHERE id_hash = $1 AND data = $2 \
+        AND expires_at > TIMESTAMPTZ 'epoch' + $3 * INTERVAL '1 millisecond'",
     load: "SELECT data, (EXTRACT(EPOCH FROM expires_at) * 1000)::BIGINT FROM sessions \
         WHERE id_hash = $1 AND expires_at > TIMESTAMPTZ 'epoch' + $2 * INTERVAL '1 millisecond'",
     delete: "DELETE FROM sessions WHERE id_hash = $1",
@@ -95,6 +108,9 @@ pub(super) const MYSQL: Sql = Sql {
     // rows it *matched*: saving identical data still counts as written.
     update: "UPDATE sessions SET data = ?, expires_at = ? WHERE id_hash = ? AND expires_at > ?",
     touch: "UPDATE sessions SET expires_at = ? WHERE id_hash = ? AND expires_at > ?",
+    swap_update: "UPDATE sessions SET data = ?, expires_at = ? \
+        WHERE id_hash = ? AND data = ? AND expires_at > ?",
+    swap_delete: "DELETE FROM sessions WHERE id_hash = ? AND data = ? AND expires_at > ?",
     load: "SELECT data, expires_at FROM sessions WHERE id_hash = ? AND expires_at > ?",
     delete: "DELETE FROM sessions WHERE id_hash = ?",
     count: "SELECT COUNT(*) FROM sessions",

@@ -31,15 +31,6 @@ impl VisitorLocks {
         })
     }
 
-    /// How many visitors hold or wait for a lock right now.
-    pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     async fn lock(self: &Arc<Self>, key: [u8; 32]) -> VisitorGuard {
         let mutex = {
             let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -73,13 +64,13 @@ impl Drop for VisitorGuard {
     }
 }
 
-/// The middleware: `axum::middleware::from_fn_with_state(locks, serialize)`.
-pub async fn serialize(
+/// The middleware: `axum::middleware::from_fn_with_state(locks, one_at_a_time)`.
+pub async fn one_at_a_time(
     State(locks): State<Arc<VisitorLocks>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let cookie = crate::web::page::cookie_value(req.headers(), &locks.cookie_name);
+    let cookie = super::layer::cookie_value(req.headers(), &locks.cookie_name);
     let Some(cookie) = cookie else {
         return next.run(req).await;
     };
