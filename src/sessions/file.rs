@@ -389,10 +389,13 @@ impl SiteStore for FileStore {
                 .ok()
                 .and_then(|v| serde_json::to_string_pretty(&v).ok())
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            // Relative to the folder: the page shows no absolute server
+            // path (the store cannot know whether `debug_errors` is on).
             Ok(Some(AtRest {
                 kind: "file".into(),
-                location: path.display().to_string(),
+                location: format!("{}/{}/{key}", &key[0..2], &key[2..4]),
                 facts: vec![
+                    ("folder".into(), "the one set by session.file.dir".into()),
                     ("size".into(), format!("{} bytes", bytes.len())),
                     (
                         "mtime (= expiry)".into(),

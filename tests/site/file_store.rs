@@ -245,3 +245,26 @@ async fn the_background_task_purges_expired_sessions() {
     );
     app.finish().await;
 }
+
+/// The "at rest" panel names the file relative to `session.file.dir`: no
+/// absolute server path, whatever `debug_errors` says.
+#[tokio::test]
+async fn the_at_rest_panel_shows_no_absolute_path() {
+    let Some(app) = spawn_app_with(Kind::File, |s| s.server.debug_errors = false).await else {
+        return;
+    };
+    let v = app.visitor();
+    v.set("a", json!(1)).await;
+    let dir = app.settings.session.file.dir.clone();
+    assert!(dir.is_absolute(), "the test's folder is an absolute path");
+    let page = v.get("/").await.text().await.unwrap();
+    let file = files_under(&dir).pop().unwrap();
+    let relative = file.strip_prefix(&dir).unwrap().display().to_string();
+    assert!(
+        page.contains(&format!("<code id=\"at-rest-location\">{relative}</code>")),
+        "the panel names the file under the folder"
+    );
+    let absolute = dir.display().to_string();
+    assert!(!page.contains(&absolute), "the page shows {absolute}");
+    app.finish().await;
+}
