@@ -7,18 +7,25 @@
 //!   record (atomic: a reader sees the old file or the new one, never half);
 //!   `create` hard-links the temp file into place, which fails if the record
 //!   exists, so creation is insert-only even across processes.
-//! - Writes, stats and purge run on tokio's blocking pool (loads read inline,
-//!   see `load`); a striped lock (by storage key) serialises
-//!   save/touch/delete/purge of one record within a process.
+//! - Save, touch, delete, purge and clear of one record hold an exclusive
+//!   `flock` on the record file, so several processes over one folder (two
+//!   instances, or the CLI's `purge-expired`/`clear` while a server runs)
+//!   exclude each other: a save that waited for a delete finds the record
+//!   gone instead of renaming it back. See `Inner::lock_record`.
+//! - Files are created `0600` and folders `0700`, whatever the umask.
+//! - Writes, stats and purge run on tokio's blocking pool, lock waits
+//!   included (loads read inline, see `load`).
 
-use std::collections::HashMap;
-use std::fs::{self, File};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use rustix::fs::{FlockOperation, flock};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tower_sessions::SessionStore;
@@ -34,6 +41,8 @@ const STRIPES: usize = 256;
 const TMP_PREFIX: &str = ".tmp-";
 /// Temp files older than this are leftovers of a crash; purge removes them.
 const STALE_TMP: Duration = Duration::from_secs(3600);
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
 
 #[derive(Debug, Clone)]
 pub struct FileStore {
@@ -45,18 +54,33 @@ struct Inner {
     dir: PathBuf,
     fsync: bool,
     stripes: Vec<Mutex<()>>,
+    /// Folder syncs done, for the unit tests.
+    #[cfg(test)]
+    dir_syncs: std::sync::atomic::AtomicUsize,
 }
 
 impl FileStore {
-    /// Opens (and creates, if missing) the store's folder.
+    /// Opens (and creates `0700`, if missing) the store's folder.
     pub fn open(dir: impl Into<PathBuf>, fsync: bool) -> io::Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        match fs::metadata(&dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(DIR_MODE)
+                    .create(&dir)?;
+                fs::set_permissions(&dir, Permissions::from_mode(DIR_MODE))?;
+            }
+            Err(e) => return Err(e),
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
                 fsync,
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                #[cfg(test)]
+                dir_syncs: Default::default(),
             }),
         })
     }
@@ -65,7 +89,7 @@ impl FileStore {
         &self.inner.dir
     }
 
-    /// Runs blocking file work off the async runtime.
+    /// Runs blocking file work (lock waits included) off the async runtime.
     async fn blocking<T: Send + 'static>(
         &self,
         what: &'static str,
@@ -79,13 +103,76 @@ impl FileStore {
     }
 }
 
+/// A record file, opened and held under an exclusive `flock` for one
+/// operation, with its in-process stripe; dropping it releases both.
+struct Locked<'a> {
+    file: File,
+    meta: fs::Metadata,
+    _stripe: MutexGuard<'a, ()>,
+}
+
+impl Locked<'_> {
+    fn is_live(&self) -> io::Result<bool> {
+        Ok(self.meta.modified()? > SystemTime::now())
+    }
+}
+
 impl Inner {
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(&key[0..2]).join(&key[2..4]).join(key)
+    /// Locks the record at `path`, within this process and across
+    /// processes; `None` when there is no record.
+    ///
+    /// The cross-process lock is an exclusive `flock` on the record file
+    /// itself, so it needs no lock files and holds between any processes
+    /// that follow this rule (another instance, the CLI, an operator's
+    /// script: hold `flock(LOCK_EX)` on the record while changing it). A
+    /// lock belongs to an inode, and while this call waited, a delete may
+    /// have unlinked that inode or a save renamed a new one over the path:
+    /// the lock counts only when the path still names the locked inode, else
+    /// it is taken again on what the path names now. (An open inode cannot
+    /// be freed, so its number cannot be reused meanwhile.)
+    ///
+    /// `flock` locks belong to an open file, so threads of this process
+    /// exclude each other through it too; the striped in-process mutex,
+    /// taken first, only keeps them from all queueing in the kernel.
+    fn lock_record(&self, path: &Path) -> io::Result<Option<Locked<'_>>> {
+        let stripe = self.stripe(path);
+        loop {
+            let file = match File::options().read(true).write(true).open(path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            loop {
+                match flock(&file, FlockOperation::LockExclusive) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let meta = file.metadata()?;
+            match fs::metadata(path) {
+                Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {
+                    return Ok(Some(Locked {
+                        file,
+                        meta,
+                        _stripe: stripe,
+                    }));
+                }
+                Ok(_) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
     }
 
-    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
-        let stripe = usize::from_str_radix(&key[0..2], 16).unwrap_or(0) % STRIPES;
+    fn stripe(&self, path: &Path) -> MutexGuard<'_, ()> {
+        let stripe = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.get(0..2))
+            .and_then(|n| usize::from_str_radix(n, 16).ok())
+            .unwrap_or(0)
+            % STRIPES;
         // A panic while holding a stripe cannot leave a file half-written
         // (writes are renames), so a poisoned stripe is safe to reuse.
         self.stripes[stripe]
@@ -93,14 +180,49 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `bytes` to a fresh temp file beside `path`, with mtime = expiry.
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(&key[0..2]).join(&key[2..4]).join(key)
+    }
+
+    /// Creates `dir/ab/cd` for `path`, each level `0700` whatever the umask.
+    fn create_parents(&self, path: &Path) -> io::Result<()> {
+        let cd = path.parent().expect("BUG: record path has a parent");
+        let ab = cd.parent().expect("BUG: record folder has a parent");
+        for folder in [ab, cd] {
+            match DirBuilder::new().mode(DIR_MODE).create(folder) {
+                Ok(()) => fs::set_permissions(folder, Permissions::from_mode(DIR_MODE))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` to a fresh temp file beside `path` (mode `0600`), with
+    /// mtime = expiry.
     fn write_tmp(&self, path: &Path, bytes: &[u8], expires: SystemTime) -> io::Result<PathBuf> {
         let parent = path.parent().expect("BUG: record path has a parent");
-        fs::create_dir_all(parent)?;
         let tmp = parent.join(format!("{TMP_PREFIX}{:016x}", rand::random::<u64>()));
-        let mut file = File::create_new(&tmp)?;
+        let create = || {
+            File::options()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .open(&tmp)
+        };
+        let mut file = match create() {
+            Ok(file) => file,
+            // The folders are made on first use only.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.create_parents(path)?;
+                create()?
+            }
+            Err(e) => return Err(e),
+        };
+        // `mode` is filtered by the umask; this sets exactly 0600.
         let written = file
-            .write_all(bytes)
+            .set_permissions(Permissions::from_mode(FILE_MODE))
+            .and_then(|()| file.write_all(bytes))
             .and_then(|()| file.set_modified(expires))
             .and_then(|()| if self.fsync { file.sync_all() } else { Ok(()) });
         if let Err(e) = written {
@@ -110,30 +232,56 @@ impl Inner {
         Ok(tmp)
     }
 
+    /// With `fsync`, makes a rename, link or unlink in `path`'s folder
+    /// durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         if self.fsync {
             if let Some(parent) = path.parent() {
-                File::open(parent)?.sync_all()?;
+                self.sync_folder(parent)?;
             }
         }
         Ok(())
+    }
+
+    fn sync_folder(&self, folder: &Path) -> io::Result<()> {
+        if self.fsync {
+            File::open(folder)?.sync_all()?;
+            #[cfg(test)]
+            self.dir_syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Removes the records at `paths` for which `doomed` holds, each under
+    /// its lock; returns how many. With `fsync`, syncs each folder once.
+    fn remove_locked(
+        &self,
+        paths: Vec<PathBuf>,
+        doomed: impl Fn(&Locked) -> io::Result<bool>,
+    ) -> io::Result<u64> {
+        let mut n = 0;
+        let mut folders = BTreeSet::new();
+        for path in paths {
+            let Some(locked) = self.lock_record(&path)? else {
+                continue;
+            };
+            if doomed(&locked)? && remove_if_present(&path)? {
+                n += 1;
+                if let Some(parent) = path.parent() {
+                    folders.insert(parent.to_path_buf());
+                }
+            }
+        }
+        for folder in folders {
+            self.sync_folder(&folder)?;
+        }
+        Ok(n)
     }
 }
 
 fn to_system(at: OffsetDateTime) -> SystemTime {
     SystemTime::from(at)
-}
-
-/// Is the file at `path` a live record? `None` when absent.
-fn live_mtime(path: &Path) -> io::Result<Option<SystemTime>> {
-    match fs::metadata(path) {
-        Ok(meta) => {
-            let mtime = meta.modified()?;
-            Ok((mtime > SystemTime::now()).then_some(mtime))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// The bytes and expiry of a live record; `None` when absent or expired.
@@ -173,18 +321,23 @@ impl SessionStore for FileStore {
                     let key = storage_key(&id);
                     let path = inner.path(&key);
                     let tmp = inner.write_tmp(&path, &bytes, expires)?;
-                    let _guard = inner.lock(&key);
                     let placed = match fs::hard_link(&tmp, &path) {
                         Ok(()) => true,
                         // An expired leftover with this key is not a live
                         // session: taking its place resurrects nothing.
                         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                            if live_mtime(&path)?.is_none() {
-                                fs::rename(&tmp, &path)?;
-                                inner.sync_dir(&path)?;
-                                return Ok(id);
+                            match inner.lock_record(&path) {
+                                Ok(Some(leftover)) if !leftover.is_live()? => {
+                                    fs::rename(&tmp, &path)?;
+                                    inner.sync_dir(&path)?;
+                                    return Ok(id);
+                                }
+                                Ok(_) => false,
+                                Err(e) => {
+                                    let _ = fs::remove_file(&tmp);
+                                    return Err(e);
+                                }
                             }
-                            false
                         }
                         Err(e) => {
                             let _ = fs::remove_file(&tmp);
@@ -244,11 +397,13 @@ impl SessionStore for FileStore {
         let key = storage_key(id);
         self.blocking("delete", move |inner| {
             let path = inner.path(&key);
-            let _guard = inner.lock(&key);
-            match fs::remove_file(&path) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
+            let Some(_locked) = inner.lock_record(&path)? else {
+                return Ok(());
+            };
+            if remove_if_present(&path)? {
+                inner.sync_dir(&path)?;
             }
+            Ok(())
         })
         .await
     }
@@ -262,8 +417,13 @@ impl SiteStore for FileStore {
         let expires = to_system(record.expiry_date);
         self.blocking("save", move |inner| {
             let path = inner.path(&key);
-            let _guard = inner.lock(&key);
-            if live_mtime(&path)?.is_none() {
+            // Held until the new file is in place: a delete waiting for it
+            // then removes the new file, and a save that waited for a
+            // delete finds no record.
+            let Some(locked) = inner.lock_record(&path)? else {
+                return Ok(WriteOutcome::Gone);
+            };
+            if !locked.is_live()? {
                 return Ok(WriteOutcome::Gone);
             }
             let tmp = inner.write_tmp(&path, &bytes, expires)?;
@@ -272,6 +432,7 @@ impl SiteStore for FileStore {
                 return Err(e);
             }
             inner.sync_dir(&path)?;
+            drop(locked);
             Ok(WriteOutcome::Written)
         })
         .await
@@ -286,12 +447,16 @@ impl SiteStore for FileStore {
         let expires = to_system(expires_at);
         self.blocking("touch", move |inner| {
             let path = inner.path(&key);
-            let _guard = inner.lock(&key);
-            if live_mtime(&path)?.is_none() {
+            let Some(locked) = inner.lock_record(&path)? else {
+                return Ok(WriteOutcome::Gone);
+            };
+            if !locked.is_live()? {
                 return Ok(WriteOutcome::Gone);
             }
-            let file = File::options().write(true).open(&path)?;
-            file.set_modified(expires)?;
+            locked.file.set_modified(expires)?;
+            if inner.fsync {
+                locked.file.sync_all()?;
+            }
             Ok(WriteOutcome::Written)
         })
         .await
@@ -343,15 +508,9 @@ impl SiteStore for FileStore {
                     expired.push(path.to_path_buf())
                 }
             })?;
-            let mut n = 0;
-            for path in expired {
-                let key = file_key(&path);
-                let _guard = inner.lock(&key);
-                // Re-check under the lock: a create may have just taken the name.
-                if live_mtime(&path)?.is_none() && remove_if_present(&path)? {
-                    n += 1;
-                }
-            }
+            // Re-check under the lock: a touch or a create may have just
+            // made the record live again.
+            let n = inner.remove_locked(expired, |locked| Ok(!locked.is_live()?))?;
             remove_stale_tmp(&inner.dir)?;
             Ok(Capability::Supported(n))
         })
@@ -362,14 +521,7 @@ impl SiteStore for FileStore {
         self.blocking("clear", |inner| {
             let mut all = Vec::new();
             walk(&inner.dir, &mut |path, _| all.push(path.to_path_buf()))?;
-            let mut n = 0;
-            for path in all {
-                let key = file_key(&path);
-                let _guard = inner.lock(&key);
-                if remove_if_present(&path)? {
-                    n += 1;
-                }
-            }
+            let n = inner.remove_locked(all, |_| Ok(true))?;
             Ok(Capability::Supported(n))
         })
         .await
@@ -379,8 +531,13 @@ impl SiteStore for FileStore {
         let key = key.to_owned();
         self.blocking("delete", move |inner| {
             let path = inner.path(&key);
-            let _guard = inner.lock(&key);
-            remove_if_present(&path).map(|_| ())
+            let Some(_locked) = inner.lock_record(&path)? else {
+                return Ok(());
+            };
+            if remove_if_present(&path)? {
+                inner.sync_dir(&path)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -416,8 +573,21 @@ impl SiteStore for FileStore {
         };
         self.blocking("swap", move |inner| {
             let path = inner.path(&key);
-            // Compare and swap under the record's lock.
-            let _guard = inner.lock(&key);
+            // Compare and swap under the record's cross-process lock.
+            let Some(_locked) = inner.lock_record(&path)? else {
+                // Absent: insert-only, so a concurrent insert wins once.
+                let Some((bytes, expires)) = new.filter(|_| expected.is_none()) else {
+                    return Ok(expected.is_none());
+                };
+                let tmp = inner.write_tmp(&path, &bytes, expires)?;
+                let placed = fs::hard_link(&tmp, &path);
+                fs::remove_file(&tmp)?;
+                return match placed {
+                    Ok(()) => inner.sync_dir(&path).map(|()| true),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                };
+            };
             let current = read_live(&path)?.map(|(bytes, mtime)| keyed_version(bytes, mtime));
             if current != expected {
                 return Ok(false);
@@ -461,10 +631,13 @@ impl Inspect for FileStore {
                 .ok()
                 .and_then(|v| serde_json::to_string_pretty(&v).ok())
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+            // Relative to the folder: the page shows no absolute server
+            // path (the store cannot know whether `debug_errors` is on).
             Ok(Some(AtRest {
                 kind: "file".into(),
-                location: path.display().to_string(),
+                location: format!("{}/{}/{key}", &key[0..2], &key[2..4]),
                 facts: vec![
+                    ("folder".into(), "the one set by session.file.dir".into()),
                     ("size".into(), format!("{} bytes", bytes.len())),
                     (
                         "mtime (= expiry)".into(),
@@ -486,12 +659,6 @@ fn keyed_version(mut bytes: Vec<u8>, mtime: SystemTime) -> Vec<u8> {
         .unwrap_or(0);
     bytes.extend_from_slice(&nanos.to_le_bytes());
     bytes
-}
-
-fn file_key(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 fn remove_if_present(path: &Path) -> io::Result<bool> {
@@ -571,4 +738,55 @@ fn remove_stale_tmp(dir: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn record(expiry: OffsetDateTime) -> Record {
+        Record {
+            id: Id::default(),
+            data: HashMap::from([("k".to_owned(), Value::from(1))]),
+            expiry_date: expiry,
+        }
+    }
+
+    fn dir_syncs(store: &FileStore) -> usize {
+        store.inner.dir_syncs.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn with_fsync_every_removal_syncs_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path(), true).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let live = now + Duration::from_secs(60);
+        let expired = now - Duration::from_secs(1);
+
+        let mut rec = record(live);
+        store.create(&mut rec).await.unwrap();
+        let before = dir_syncs(&store);
+        store.save_existing(&rec).await.unwrap();
+        assert!(dir_syncs(&store) > before, "save syncs after its rename");
+
+        let before = dir_syncs(&store);
+        store.delete(&rec.id).await.unwrap();
+        assert!(dir_syncs(&store) > before, "delete syncs the folder");
+
+        store.create(&mut record(expired)).await.unwrap();
+        let before = dir_syncs(&store);
+        assert_eq!(
+            store.purge_expired().await.unwrap(),
+            Capability::Supported(1)
+        );
+        assert!(dir_syncs(&store) > before, "purge syncs the folder");
+
+        store.create(&mut record(live)).await.unwrap();
+        let before = dir_syncs(&store);
+        assert_eq!(store.clear().await.unwrap(), Capability::Supported(1));
+        assert!(dir_syncs(&store) > before, "clear syncs the folder");
+    }
 }

@@ -245,3 +245,273 @@ async fn the_background_task_purges_expired_sessions() {
     );
     app.finish().await;
 }
+
+// ---------------------------------------------------------------------------
+// Several processes over one folder. The file store's per-record lock is an
+// `flock` on the record file, so another process (a second instance, the
+// CLI's `sessions clear`/`purge-expired`) and this one exclude each other.
+// These tests hold that lock themselves, as another process in the middle of
+// a delete would, and watch `/proc/locks` to see an operation queue behind
+// it: a deterministic interleaving, not a timing gamble.
+
+fn record_path(dir: &std::path::Path, id: &Id) -> std::path::PathBuf {
+    let key = websessions::sessions::store::storage_key(id);
+    dir.join(&key[0..2]).join(&key[2..4]).join(&key)
+}
+
+/// Takes the record's lock the way another process does.
+fn lock_record(path: &std::path::Path) -> std::fs::File {
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("the record exists");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    file
+}
+
+/// How many `flock` waiters of process `pid` queue on inode `ino`.
+fn flock_waiters(pid: u32, ino: u64) -> usize {
+    let ino = format!(":{ino}");
+    let pid = pid.to_string();
+    std::fs::read_to_string("/proc/locks")
+        .expect("/proc/locks")
+        .lines()
+        .filter(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            words.get(1) == Some(&"->")
+                && words.get(2) == Some(&"FLOCK")
+                && words.get(5) == Some(&pid.as_str())
+                && words.get(6).is_some_and(|w| w.ends_with(&ino))
+        })
+        .count()
+}
+
+/// Waits until `n` operations of process `pid` wait for the lock on the
+/// record at `path`.
+async fn until_waiting(pid: u32, path: &std::path::Path, n: usize, what: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let ino = match std::fs::metadata(path) {
+        Ok(meta) => meta.ino(),
+        Err(e) => panic!("{what} did not wait for the record's lock: the record is gone ({e})"),
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while flock_waiters(pid, ino) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not wait for the record's lock held by another process"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_or_touch_waits_for_another_process_and_finds_the_record_gone() {
+    use websessions::sessions::store::WriteOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    // Two instances over one folder (two servers): one saves, one touches.
+    let store = FileStore::open(dir.path(), false).unwrap();
+    let other = FileStore::open(dir.path(), false).unwrap();
+    let future = OffsetDateTime::now_utc() + Duration::from_secs(60);
+    let mut rec = record(future, 1);
+    store.create(&mut rec).await.unwrap();
+    let path = record_path(dir.path(), &rec.id);
+
+    // A third process is deleting the record: it holds the lock.
+    let held = lock_record(&path);
+    let mut changed = rec.clone();
+    changed.data.insert("i".into(), json!(2));
+    let save = tokio::spawn({
+        let store = store.clone();
+        async move { store.save_existing(&changed).await }
+    });
+    let touch = tokio::spawn({
+        let other = other.clone();
+        async move { other.touch(&rec.id, future + Duration::from_secs(60)).await }
+    });
+    until_waiting(std::process::id(), &path, 2, "save and touch").await;
+    std::fs::remove_file(&path).unwrap();
+    drop(held);
+
+    assert_eq!(save.await.unwrap().unwrap(), WriteOutcome::Gone);
+    assert_eq!(touch.await.unwrap().unwrap(), WriteOutcome::Gone);
+    assert!(!path.exists(), "the deleted session did not come back");
+    assert!(other.load(&rec.id).await.unwrap().is_none());
+    assert!(files_under(dir.path()).is_empty());
+}
+
+/// Two store instances over one folder, each with its own in-process state:
+/// one writes while the other deletes, clears or purges. Both queue behind
+/// a third holder of the lock; whichever goes first, the record is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_cannot_bring_a_deleted_session_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FileStore::open(dir.path(), false).unwrap();
+    let admin = FileStore::open(dir.path(), false).unwrap();
+    for remover in ["delete", "clear", "purge"] {
+        for writer in ["save", "touch"] {
+            let now = OffsetDateTime::now_utc();
+            // Purge removes only an expired record; its writer is then a
+            // late save of a session that was live when it was loaded.
+            let expiry = if remover == "purge" {
+                now - Duration::from_secs(1)
+            } else {
+                now + Duration::from_secs(60)
+            };
+            let mut rec = record(expiry, 1);
+            server.create(&mut rec).await.unwrap();
+            let path = record_path(dir.path(), &rec.id);
+            let held = lock_record(&path);
+
+            let mut changed = rec.clone();
+            changed.expiry_date = now + Duration::from_secs(120);
+            let write = tokio::spawn({
+                let server = server.clone();
+                async move {
+                    if writer == "save" {
+                        server.save_existing(&changed).await
+                    } else {
+                        server.touch(&changed.id, changed.expiry_date).await
+                    }
+                }
+            });
+            let remove = tokio::spawn({
+                let admin = admin.clone();
+                let id = rec.id;
+                async move {
+                    match remover {
+                        "delete" => admin.delete(&id).await,
+                        "clear" => admin.clear().await.map(|_| ()),
+                        _ => admin.purge_expired().await.map(|_| ()),
+                    }
+                }
+            });
+            until_waiting(
+                std::process::id(),
+                &path,
+                2,
+                &format!("{writer} and {remover}"),
+            )
+            .await;
+            drop(held);
+            write.await.unwrap().unwrap();
+            remove.await.unwrap().unwrap();
+            assert!(
+                !path.exists(),
+                "{writer} racing {remover}: the session came back"
+            );
+            assert!(admin.load(&rec.id).await.unwrap().is_none());
+        }
+    }
+    assert!(files_under(dir.path()).is_empty());
+}
+
+/// The real binary's `sessions clear --yes`, run while the server saves the
+/// same session: neither order brings the session back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_clear_while_the_server_saves_cannot_bring_the_session_back() {
+    let Some(app) = spawn_app(Kind::File).await else {
+        return;
+    };
+    let dir = app.settings.session.file.dir.clone();
+    let v = app.visitor();
+    v.set("a", json!(1)).await;
+    let files = files_under(&dir);
+    assert_eq!(files.len(), 1);
+    let path = files[0].clone();
+    let held = lock_record(&path);
+
+    let clear = std::process::Command::new(env!("CARGO_BIN_EXE_websessions"))
+        .args(["sessions", "clear", "--yes"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_ENV", "test")
+        .env(
+            "APP_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("APP_SESSION__FILE__DIR", &dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run websessions");
+    let clear_pid = clear.id();
+    let write = tokio::spawn({
+        let v = v.clone();
+        async move { v.put_json("/api/session/b", &json!(2)).await.status() }
+    });
+    until_waiting(clear_pid, &path, 1, "`sessions clear`").await;
+    until_waiting(std::process::id(), &path, 1, "the server's save").await;
+    drop(held);
+
+    let out = tokio::task::spawn_blocking(move || clear.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(write.await.unwrap().is_success());
+    assert!(files_under(&dir).is_empty(), "the session came back");
+    assert_eq!(v.session().await["new"], json!(true));
+    app.finish().await;
+}
+
+/// Session files are `0600` and their folders `0700`, whatever the umask.
+#[tokio::test]
+async fn session_files_are_0600_and_folders_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("sessions");
+    // The most open umask: only the store's own modes decide.
+    let before = rustix::process::umask(rustix::fs::Mode::empty());
+    let store = FileStore::open(&root, false);
+    rustix::process::umask(before);
+    let store = store.unwrap();
+    // Later writes happen under the usual umask, and under the open one too.
+    let future = OffsetDateTime::now_utc() + Duration::from_secs(60);
+    let mut rec = record(future, 1);
+    let before = rustix::process::umask(rustix::fs::Mode::empty());
+    let created = store.create(&mut rec).await;
+    rustix::process::umask(before);
+    created.unwrap();
+    let path = record_path(&root, &rec.id);
+    assert_eq!(mode(&root), 0o700, "the store's folder");
+    assert_eq!(mode(path.parent().unwrap()), 0o700, "dir/ab/cd");
+    assert_eq!(
+        mode(path.parent().unwrap().parent().unwrap()),
+        0o700,
+        "dir/ab"
+    );
+    assert_eq!(mode(&path), 0o600, "a created file");
+    store.save_existing(&rec).await.unwrap();
+    assert_eq!(mode(&path), 0o600, "a saved (renamed) file");
+    store.clear().await.unwrap();
+}
+
+/// The "at rest" panel names the file relative to `session.file.dir`: no
+/// absolute server path, whatever `debug_errors` says.
+#[tokio::test]
+async fn the_at_rest_panel_shows_no_absolute_path() {
+    let Some(app) = spawn_app_with(Kind::File, |s| s.server.debug_errors = false).await else {
+        return;
+    };
+    let v = app.visitor();
+    v.set("a", json!(1)).await;
+    let dir = app.settings.session.file.dir.clone();
+    assert!(dir.is_absolute(), "the test's folder is an absolute path");
+    let page = v.get("/").await.text().await.unwrap();
+    let file = files_under(&dir).pop().unwrap();
+    let relative = file.strip_prefix(&dir).unwrap().display().to_string();
+    assert!(
+        page.contains(&format!("<code id=\"at-rest-location\">{relative}</code>")),
+        "the panel names the file under the folder"
+    );
+    let absolute = dir.display().to_string();
+    assert!(!page.contains(&absolute), "the page shows {absolute}");
+    app.finish().await;
+}
