@@ -92,10 +92,13 @@ pub(super) fn validate(
             "\"none\" is refused unless session.secure = true".into(),
         ));
     }
-    if s.cookie_name == "csrf" {
+    if s.cookie_name == "csrf" || s.cookie_name == "__Host-csrf" {
         return Err(fail(
             "session.cookie_name",
-            "`csrf` is the name of the site's CSRF nonce cookie".into(),
+            format!(
+                "`{}` is the name of the site's CSRF nonce cookie",
+                s.cookie_name
+            ),
         ));
     }
     if s.idle_timeout.as_secs() < 2 {
