@@ -78,6 +78,11 @@ async fn api_path_errors_are_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_api_writes_are_refused() {
+    hostile::cross_site_api_writes_are_refused().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_path_not_utf8_is_400() {
     hostile::api_path_not_utf8_is_400().await
 }
