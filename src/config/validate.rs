@@ -112,6 +112,22 @@ pub(super) fn validate(
             ));
         }
     }
+    let server = &settings.server;
+    if server.header_read_timeout.is_zero() {
+        return Err(fail(
+            "server.header_read_timeout",
+            "must be more than 0s".into(),
+        ));
+    }
+    if server.request_timeout.is_zero() {
+        return Err(fail(
+            "server.request_timeout",
+            "must be more than 0s".into(),
+        ));
+    }
+    if server.max_connections == 0 {
+        return Err(fail("server.max_connections", "must be at least 1".into()));
+    }
     if s.purge_interval.is_zero() {
         return Err(fail(
             "session.purge_interval",

@@ -9,7 +9,6 @@ pub mod pages;
 pub mod session;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -31,9 +30,6 @@ pub enum Sessions {
     Cookie(Arc<CookieSetup>),
 }
 use crate::state::AppState;
-
-/// Requests that take longer are answered 408 and their session is not saved.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `extra` routes are mounted behind the session layer like the site's own:
 /// tests use it to add routes the binary never has (a deliberately slow one).
@@ -87,6 +83,7 @@ pub fn router(state: AppState, sessions: Sessions, extra: Option<Router<AppState
     };
 
     let body_limit = state.settings.session.max_session_bytes + 64 * 1024;
+    let request_timeout = state.settings.server.request_timeout;
     let router = Router::new()
         .merge(with_session)
         .merge(read_only)
@@ -95,11 +92,14 @@ pub fn router(state: AppState, sessions: Sessions, extra: Option<Router<AppState
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower::util::MapResponseLayer::new(security_headers))
+        // A request that takes longer than `server.request_timeout` is
+        // answered 408 and its session is not saved. Inside the security
+        // headers, so the 408 carries them too.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ));
+            request_timeout,
+        ))
+        .layer(tower::util::MapResponseLayer::new(security_headers));
     crate::telemetry::with_tracing(router).with_state(state)
 }
 
