@@ -84,6 +84,11 @@ async fn cross_site_api_writes_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_hides_the_raw_error_in_production() {
+    outage::healthz_hides_the_raw_error_in_production().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_a_header_is_disconnected() {
     slow_clients::half_a_header_is_disconnected().await
 }
