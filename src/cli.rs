@@ -144,8 +144,17 @@ async fn migrate(settings: &DatabaseOptions) -> anyhow::Result<()> {
 async fn serve(loaded: Loaded) -> anyhow::Result<()> {
     let settings = loaded.settings;
     let backend = settings.session.backend;
+    let development_key = std::iter::once(&settings.session.secret_key)
+        .chain(&settings.session.previous_secret_keys)
+        .any(|key| config::is_development_key(key.expose()));
+    let public = !settings.server.bind.ip().is_loopback();
     let app = Application::build(settings).await?;
     let addr = app.local_addr();
+    if development_key && public {
+        tracing::warn!(
+            "the development key serves on http://{addr}, an address other machines can reach: anyone can forge CSRF tokens and cookie-backend sessions with it; run `websessions keygen` and set APP_SESSION__SECRET_KEY"
+        );
+    }
     tracing::info!(%backend, profile = %loaded.profile, "websessions listening on http://{addr}");
     println!(
         "websessions: serving http://{addr}/ (backend: {backend}, profile: {}) — Ctrl-C stops",

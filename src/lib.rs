@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 /// The router: which routes sit behind the session layer.
 pub mod routes;
+/// The accept loop: header-read timeout, connection cap, graceful stop.
+pub mod server;
 /// The session middleware, the per-request store wrapper, and the stores.
 pub mod sessions;
 /// Ctrl-C and SIGTERM.

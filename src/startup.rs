@@ -238,11 +238,14 @@ impl Application {
                 shutdown.clone(),
             )
         });
-        let signal = shutdown.clone();
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await
-            .context("serving");
+        let served = crate::server::serve(
+            self.listener,
+            self.router,
+            &self.settings.server,
+            shutdown.clone(),
+        )
+        .await
+        .context("serving");
         shutdown.cancel();
         if let Some(purge) = purge {
             let _ = purge.await;

@@ -14,7 +14,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 
 pub use report::effective_config;
 pub use settings::*;
-pub use validate::{DEVELOPMENT_KEY_MARK, decode_key};
+pub use validate::{DEVELOPMENT_KEY_MARK, decode_key, is_development_key};
 
 /// Where to look and which profile to use.
 #[derive(Debug, Clone)]

@@ -21,6 +21,14 @@ pub struct Settings {
 pub struct ServerSettings {
     pub bind: SocketAddr,
     pub debug_errors: bool,
+    /// A connection that has not sent its request headers by then is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request that takes longer is answered 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -125,6 +133,9 @@ impl Default for Settings {
             server: ServerSettings {
                 bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 debug_errors: false,
+                header_read_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                max_connections: 1024,
             },
             session: SessionSettings {
                 backend: Backend::File,

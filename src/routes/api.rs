@@ -3,7 +3,7 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,29 +32,67 @@ pub fn expiry_router() -> Router<AppState> {
 }
 
 /// Put first in every state-changing handler: a request the browser marks
-/// `Sec-Fetch-Site: cross-site` is refused with 403 — a second line of
-/// defence besides the SameSite cookie. (An extractor, not a middleware, so
-/// reads pay nothing for it.)
+/// as coming from anywhere but this origin is refused with 403 before it
+/// touches the session — a second line of defence besides the SameSite
+/// cookie. (An extractor, not a middleware, so reads pay nothing for it.)
 pub struct NotCrossSite;
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NotCrossSite {
+impl axum::extract::FromRequestParts<AppState> for NotCrossSite {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let cross_site = parts
-            .headers
-            .get("sec-fetch-site")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-        if cross_site {
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes())
+            .or_else(|| parts.headers.get(header::HOST).map(HeaderValue::as_bytes));
+        if from_elsewhere(&parts.headers, authority, state.settings.session.secure) {
             return Err(ApiError(AppError::Forbidden(
-                "cross-site requests may not change the session".into(),
+                "requests from another site (or another origin) may not change the session".into(),
             )));
         }
         Ok(NotCrossSite)
     }
+}
+
+/// True when the browser says the request comes from elsewhere:
+/// `Sec-Fetch-Site` present and not `same-origin` or `none` (a same-*site*
+/// sibling subdomain is elsewhere too), or `Origin` present and not this
+/// site's own origin (`https://` + the request's host when cookies are
+/// `Secure`, else `http://`). A script that sends neither header is served.
+fn from_elsewhere(headers: &HeaderMap, authority: Option<&[u8]>, https: bool) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.as_bytes();
+        if !site.eq_ignore_ascii_case(b"same-origin") && !site.eq_ignore_ascii_case(b"none") {
+            return true;
+        }
+    }
+    match headers.get(header::ORIGIN) {
+        Some(origin) => !is_own_origin(origin.as_bytes(), authority, https),
+        None => false,
+    }
+}
+
+fn is_own_origin(origin: &[u8], authority: Option<&[u8]>, https: bool) -> bool {
+    let Some(authority) = authority else {
+        return false;
+    };
+    let (scheme, default_port): (&[u8], &[u8]) = if https {
+        (b"https://", b":443")
+    } else {
+        (b"http://", b":80")
+    };
+    let Some(origin_host) = origin.strip_prefix(scheme) else {
+        return false;
+    };
+    let trim = |a: &'_ [u8]| -> Vec<u8> {
+        let a = a.strip_suffix(default_port).unwrap_or(a);
+        a.to_ascii_lowercase()
+    };
+    !origin_host.is_empty() && trim(origin_host) == trim(authority)
 }
 
 /// `axum::Json` with the API's error shape: 400 bad JSON, 413 too large,
@@ -141,10 +179,37 @@ async fn put_key(
     AppPath(key): AppPath,
     AppJson(value): AppJson<Value>,
 ) -> Result<Response, ApiError> {
+    if nesting_depth(&value) > MAX_JSON_DEPTH {
+        return Err(ApiError(AppError::BadRequest(format!(
+            "the value is nested deeper than {MAX_JSON_DEPTH} levels"
+        ))));
+    }
     session
         .set_checked(&key, value.clone(), state.limits)
         .await?;
     Ok(Json(json!({ "key": key, "value": value })).into_response())
+}
+
+/// The deepest nesting a stored value may have. Stored records wrap values
+/// in levels of their own and parsers stop at 128, so a value that stores
+/// must stay well below that to load back.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// How many arrays and objects nest in `value`: `1` is 0 deep, `[1]` is 1.
+/// Iterative, so a hostile value cannot exhaust the stack.
+pub fn nesting_depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
 }
 
 async fn delete_key(
@@ -190,4 +255,78 @@ async fn expiry(session: SiteSession) -> Result<Response, ApiError> {
         "seconds_left": at.map(format::seconds_left),
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn only_same_origin_or_header_less_requests_may_write() {
+        let host = Some(&b"site.example:8080"[..]);
+        let served: &[&[(&str, &str)]] = &[
+            &[],
+            &[("sec-fetch-site", "same-origin")],
+            &[("sec-fetch-site", "none")],
+            &[("origin", "http://site.example:8080")],
+            &[("origin", "http://SITE.example:8080")],
+        ];
+        for pairs in served {
+            assert!(!from_elsewhere(&headers(pairs), host, false), "{pairs:?}");
+        }
+        let refused: &[&[(&str, &str)]] = &[
+            &[("sec-fetch-site", "same-site")],
+            &[("sec-fetch-site", "cross-site")],
+            &[("sec-fetch-site", "")],
+            &[("origin", "null")],
+            &[("origin", "http://evil.example")],
+            &[("origin", "http://site.example:8081")],
+            &[("origin", "http://site.example:8080.evil.example")],
+            &[("origin", "https://site.example:8080")],
+            &[("origin", "http://")],
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "http://evil.example"),
+            ],
+        ];
+        for pairs in refused {
+            assert!(from_elsewhere(&headers(pairs), host, false), "{pairs:?}");
+        }
+        // No host to compare with: an Origin cannot be this site's.
+        assert!(from_elsewhere(
+            &headers(&[("origin", "http://site.example")]),
+            None,
+            false
+        ));
+    }
+
+    #[test]
+    fn nesting_depth_counts_arrays_and_objects() {
+        assert_eq!(nesting_depth(&json!(1)), 0);
+        assert_eq!(nesting_depth(&json!([])), 1);
+        assert_eq!(nesting_depth(&json!({"a": [1, {"b": []}], "c": 2})), 4);
+        let mut deep = json!(null);
+        for _ in 0..65 {
+            deep = json!([deep]);
+        }
+        assert_eq!(nesting_depth(&deep), 65);
+    }
+
+    #[test]
+    fn the_own_origin_follows_the_secure_setting_and_default_ports() {
+        let h = headers(&[("origin", "https://site.example")]);
+        assert!(!from_elsewhere(&h, Some(b"site.example"), true));
+        assert!(!from_elsewhere(&h, Some(b"site.example:443"), true));
+        assert!(from_elsewhere(&h, Some(b"site.example"), false));
+        let h = headers(&[("origin", "http://site.example:80")]);
+        assert!(!from_elsewhere(&h, Some(b"site.example"), false));
+    }
 }

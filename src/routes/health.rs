@@ -1,5 +1,7 @@
 //! Readiness (`/healthz`, pings the store) and liveness (`/healthz/live`,
-//! touches nothing). Both are routed outside the session layer.
+//! touches nothing). Both are routed outside the session layer. A failed
+//! readiness check names the backend; the raw error only with
+//! `debug_errors = true`.
 
 use axum::Json;
 use axum::Router;
@@ -27,9 +29,16 @@ async fn ready(State(state): State<AppState>) -> Response {
         Ok(()) => Json(json!({ "status": "ok", "backend": backend })).into_response(),
         Err(error) => {
             tracing::warn!(%error, backend, "readiness check failed");
+            // The raw error names hosts, ports, paths and OS errors: it stays
+            // in the log unless `debug_errors` is on (development).
+            let message = if state.settings.server.debug_errors {
+                format!("the {backend} session store cannot be reached: {error}")
+            } else {
+                format!("the {backend} session store cannot be reached")
+            };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "backend": backend, "error": error.to_string() })),
+                Json(json!({ "status": "unavailable", "backend": backend, "error": message })),
             )
                 .into_response()
         }

@@ -8,8 +8,6 @@ pub mod health;
 pub mod pages;
 pub mod session;
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,9 +19,6 @@ use crate::error::{AppError, respond};
 use crate::sessions::layer::SessionLayer;
 use crate::sessions::visitor_lock::{VisitorLocks, one_at_a_time};
 use crate::state::AppState;
-
-/// Requests that take longer are answered 408 and their session is not saved.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The JSON API's prefix: errors under it are answered as JSON.
 pub const API_PREFIX: &str = "/api/";
@@ -55,6 +50,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     };
 
     let body_limit = state.settings.session.max_session_bytes + 64 * 1024;
+    let request_timeout = state.settings.server.request_timeout;
     let router = Router::new()
         .merge(with_session)
         .merge(read_only)
@@ -63,11 +59,14 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(tower::util::MapResponseLayer::new(security_headers))
+        // A request that takes longer than `server.request_timeout` is
+        // answered 408 and its session is not saved. Inside the security
+        // headers, so the 408 carries them too.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ));
+            request_timeout,
+        ))
+        .layer(tower::util::MapResponseLayer::new(security_headers));
     crate::telemetry::with_tracing(router).with_state(state)
 }
 

@@ -1,8 +1,11 @@
 //! CSRF tokens that are derived, never stored:
 //! `token = HMAC-SHA-256(secret_key, "csrf" ‖ binding)`, where the binding is
 //! the session id when a session exists, else a random nonce kept in a
-//! separate `csrf` cookie. Rendering a page therefore never writes the
-//! session, and a visitor who only looks gets at most the nonce cookie.
+//! separate `csrf` cookie (`__Host-csrf` when `session.secure = true`, so a
+//! sibling subdomain cannot plant it). Rendering a page therefore never
+//! writes the session, and a visitor who only looks gets at most the nonce
+//! cookie. A nonce-bound token is accepted only while the request carries
+//! no live session: once there is one, only its own token opens its forms.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,6 +16,9 @@ use tower_sessions::session::Id;
 
 /// Name of the nonce cookie for visitors without a session.
 pub const NONCE_COOKIE: &str = "csrf";
+/// Its name when cookies are HTTPS-only: a `__Host-` cookie must be
+/// `Secure`, `Path=/` and carry no `Domain`, so no other host can set it.
+pub const SECURE_NONCE_COOKIE: &str = "__Host-csrf";
 /// Name of the hidden form field.
 pub const FIELD: &str = "csrf_token";
 const NONCE_MAX_AGE: time::Duration = time::Duration::hours(2);
@@ -60,6 +66,15 @@ impl Csrf {
         mac
     }
 
+    /// The nonce cookie's name: `__Host-csrf` when cookies are `Secure`.
+    pub fn nonce_cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_NONCE_COOKIE
+        } else {
+            NONCE_COOKIE
+        }
+    }
+
     pub fn token(&self, binding: &Binding) -> String {
         URL_SAFE_NO_PAD.encode(Self::mac(&self.keys[0], binding).finalize().into_bytes())
     }
@@ -79,7 +94,7 @@ impl Csrf {
     /// A fresh nonce and the cookie that carries it.
     pub fn new_nonce(&self) -> (String, Cookie<'static>) {
         let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>());
-        let cookie = Cookie::build((NONCE_COOKIE, nonce.clone()))
+        let cookie = Cookie::build((self.nonce_cookie_name(), nonce.clone()))
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(self.secure)
@@ -125,5 +140,16 @@ mod tests {
         let token = old.token(&binding);
         assert!(csrf().verify(&token, std::slice::from_ref(&binding)));
         assert!(!Csrf::new([1; 64], vec![], false).verify(&token, &[binding]));
+    }
+
+    #[test]
+    fn the_nonce_cookie_is_host_prefixed_when_secure() {
+        let (_, cookie) = Csrf::new([7; 64], vec![], true).new_nonce();
+        assert_eq!(cookie.name(), "__Host-csrf");
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(cookie.path(), Some("/"));
+        assert_eq!(cookie.domain(), None);
+        let (_, cookie) = csrf().new_nonce();
+        assert_eq!(cookie.name(), "csrf");
     }
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use super::csrf::{Binding, NONCE_COOKIE, valid_nonce};
+use super::csrf::{Binding, valid_nonce};
 use super::site_session::{Flash, SiteSession};
 use super::templates::Layout;
 use crate::error::{AppError, PageError};
@@ -22,6 +22,8 @@ pub struct CsrfForPage {
     pub set_cookie: Option<HeaderValue>,
 }
 
+/// A visitor with a session gets only the session-bound token, whatever
+/// nonce cookie comes along.
 pub fn csrf_for_page(state: &AppState, session: &SiteSession, headers: &HeaderMap) -> CsrfForPage {
     if let Some(id) = session.session.id() {
         return CsrfForPage {
@@ -29,7 +31,7 @@ pub fn csrf_for_page(state: &AppState, session: &SiteSession, headers: &HeaderMa
             set_cookie: None,
         };
     }
-    if let Some(nonce) = cookie_value(headers, NONCE_COOKIE).filter(|n| valid_nonce(n)) {
+    if let Some(nonce) = nonce_of(state, headers) {
         return CsrfForPage {
             token: state.csrf.token(&Binding::Nonce(nonce)),
             set_cookie: None,
@@ -42,22 +44,28 @@ pub fn csrf_for_page(state: &AppState, session: &SiteSession, headers: &HeaderMa
     }
 }
 
-/// Refuses a posted form whose token matches neither the session nor the
-/// nonce cookie: 403, and nothing changes.
+/// The nonce cookie of this request, if it carries a well-formed one.
+fn nonce_of(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, state.csrf.nonce_cookie_name()).filter(|n| valid_nonce(n))
+}
+
+/// Refuses a posted form whose token does not match: 403, and nothing
+/// changes. A request that carries a live session (its cookie named a
+/// session that existed before this request) must bring that session's
+/// token; the nonce binding counts only for a visitor without one, so a
+/// nonce cookie planted by a sibling subdomain cannot open a signed-in
+/// visitor's forms.
 pub fn check_csrf(
     state: &AppState,
     session: &SiteSession,
     headers: &HeaderMap,
     token: &str,
 ) -> Result<(), PageError> {
-    let mut bindings = Vec::with_capacity(2);
-    if let Some(id) = session.session.id() {
-        bindings.push(Binding::Session(id));
-    }
-    if let Some(nonce) = cookie_value(headers, NONCE_COOKIE).filter(|n| valid_nonce(n)) {
-        bindings.push(Binding::Nonce(nonce));
-    }
-    if state.csrf.verify(token, &bindings) {
+    let binding = match session.session.id() {
+        Some(id) if session.exists() => Some(Binding::Session(id)),
+        _ => nonce_of(state, headers).map(Binding::Nonce),
+    };
+    if state.csrf.verify(token, binding.as_slice()) {
         Ok(())
     } else {
         Err(AppError::Forbidden(

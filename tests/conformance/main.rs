@@ -99,6 +99,10 @@ macro_rules! conformance_tests {
                 s::bad_keys_and_bodies(KIND).await
             }
             #[tokio::test]
+            async fn json_nesting_limit() {
+                s::json_nesting_limit(KIND).await
+            }
+            #[tokio::test]
             async fn health() {
                 s::health(KIND).await
             }

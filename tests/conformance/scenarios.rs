@@ -831,3 +831,51 @@ pub async fn health(kind: Kind) {
     assert_eq!(resp.text().await.unwrap(), "ok");
     app.finish().await;
 }
+
+/// A JSON value nested deeper than 64 levels is refused with 400 and the
+/// session stays as it was; a value exactly 64 deep stores and loads back
+/// (stored records add nesting of their own: a value that stores must load).
+pub async fn json_nesting_limit(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("ok", json!(1)).await;
+    let before = me.session().await;
+    let nested = |depth: usize| {
+        let mut value = json!(true);
+        for level in 0..depth {
+            value = if level % 2 == 0 {
+                json!([value])
+            } else {
+                json!({ "k": value })
+            };
+        }
+        value
+    };
+    for depth in [65, 100, 126, 127] {
+        let resp = me.put_json("/api/session/deep", &nested(depth)).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{depth} levels");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap_or("").contains("64"),
+            "the error says the limit: {body}"
+        );
+        let after = me.session().await;
+        assert_eq!(
+            after["fingerprint"], before["fingerprint"],
+            "{depth} levels"
+        );
+        assert_eq!(after["data"], before["data"], "nothing changed");
+    }
+    let deepest = nested(64);
+    me.set("deep", deepest.clone()).await;
+    assert_eq!(me.value("deep").await, Some(deepest.clone()));
+    let after = me.session().await;
+    assert_eq!(
+        after["fingerprint"], before["fingerprint"],
+        "the session loads"
+    );
+    assert_eq!(after["data"], json!({"ok": 1, "deep": deepest}));
+    app.finish().await;
+}

@@ -176,7 +176,10 @@ pub async fn cookie_secure_and_http_only(kind: Kind) {
         assert!(c.contains("Secure") && c.contains("HttpOnly"), "{c}");
     }
     let page = client.get(app.url("/")).send().await.unwrap();
-    for c in set_cookies(page.headers(), "csrf") {
+    // Secure cookies: the nonce is `__Host-csrf`, which no other host can set.
+    let nonce = set_cookies(page.headers(), "__Host-csrf");
+    assert_eq!(nonce.len(), 1, "{:?}", page.headers());
+    for c in nonce {
         assert!(c.contains("Secure") && c.contains("HttpOnly"), "{c}");
     }
     let resp = client

@@ -665,3 +665,101 @@ pub async fn api_path_not_utf8_is_400() {
     owner.check("a key that is not UTF-8").await;
     app.finish().await;
 }
+
+/// The JSON API's cross-site check: a state-changing request (PUT, DELETE,
+/// POST) is refused with 403 and changes nothing when `Sec-Fetch-Site` is
+/// present and not `same-origin`/`none`, or when `Origin` is present and not
+/// the site's own origin. A script that sends neither header is served.
+pub async fn cross_site_api_writes_are_refused() {
+    let Some(app) = spawn_app(Kind::Memory).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("kept", json!("yes")).await;
+    let before = me.session().await;
+    let own = app.address.clone();
+    let other_port = format!("http://127.0.0.1:{}", crate::common::free_port());
+    let refused: Vec<(&str, String)> = vec![
+        ("sec-fetch-site", "same-site".into()),
+        ("sec-fetch-site", "cross-site".into()),
+        ("sec-fetch-site", "CROSS-SITE".into()),
+        ("sec-fetch-site", "garbage".into()),
+        ("origin", "https://evil.example".into()),
+        ("origin", "null".into()),
+        ("origin", other_port),
+        ("origin", format!("{own}.evil.example")),
+        ("origin", own.replace("http://", "https://")),
+        ("origin", "not a url".into()),
+    ];
+    use reqwest::Method;
+    let writes = [
+        (Method::PUT, "/api/session/kept"),
+        (Method::PUT, "/api/session/planted"),
+        (Method::DELETE, "/api/session/kept"),
+        (Method::POST, "/api/session/save"),
+        (Method::POST, "/api/session/cycle"),
+        (Method::DELETE, "/api/session"),
+    ];
+    for (header, value) in &refused {
+        for (method, path) in &writes {
+            let mut req = me
+                .client
+                .request(method.clone(), me.url(path))
+                .header(*header, value);
+            if *method == Method::PUT {
+                req = req.json(&json!("changed"));
+            }
+            let resp = req.send().await.unwrap();
+            let what = format!("{method} {path} with {header}: {value}");
+            assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{what}");
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert!(body["error"].is_string(), "{what}: a JSON error");
+        }
+    }
+    let after = me.session().await;
+    assert_eq!(after["fingerprint"], before["fingerprint"], "not cycled");
+    assert_eq!(after["data"], before["data"], "nothing changed");
+
+    // Same-origin browsers and scripts without either header are served.
+    let served: Vec<Vec<(&str, String)>> = vec![
+        vec![],
+        vec![("sec-fetch-site", "same-origin".into())],
+        vec![("sec-fetch-site", "none".into())],
+        vec![("origin", own.clone())],
+        vec![
+            ("sec-fetch-site", "same-origin".into()),
+            ("origin", own.clone()),
+        ],
+    ];
+    for headers in served {
+        let mut req = me.client.put(me.url("/api/session/kept")).json(&json!(1));
+        for (name, value) in &headers {
+            req = req.header(*name, value);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            StatusCode::OK,
+            "{headers:?}"
+        );
+        let mut req = me.client.post(me.url("/api/session/cycle"));
+        for (name, value) in &headers {
+            req = req.header(*name, value);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            StatusCode::OK,
+            "{headers:?}"
+        );
+    }
+    // Reads are never refused.
+    let resp = me
+        .client
+        .get(me.url("/api/session"))
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    app.finish().await;
+}

@@ -20,6 +20,7 @@ mod hostile;
 mod load;
 mod outage;
 mod props;
+mod slow_clients;
 
 /// Scenarios that hold on every backend, the cookie backend included.
 macro_rules! every_backend {
@@ -75,6 +76,31 @@ macro_rules! every_backend {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_path_errors_are_json() {
     hostile::api_path_errors_are_json().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_api_writes_are_refused() {
+    hostile::cross_site_api_writes_are_refused().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_hides_the_raw_error_in_production() {
+    outage::healthz_hides_the_raw_error_in_production().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_header_is_disconnected() {
+    slow_clients::half_a_header_is_disconnected().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait() {
+    slow_clients::connections_beyond_the_cap_wait().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_408_carries_the_security_headers() {
+    slow_clients::request_timeout_408_carries_the_security_headers().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

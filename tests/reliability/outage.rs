@@ -184,3 +184,37 @@ pub async fn outage_gives_503_and_recovers(kind: Kind) {
     assert_eq!(me.get("/healthz").await.status(), StatusCode::OK);
     app.finish().await;
 }
+
+/// In production (`debug_errors = false`) `/healthz` names the failing
+/// backend but carries no raw error text: no OS error, path, host or port.
+/// With `debug_errors = true` (development) the cause is shown.
+pub async fn healthz_hides_the_raw_error_in_production() {
+    for debug in [false, true] {
+        let Some(app) = spawn_app_with(Kind::File, |s| s.server.debug_errors = debug).await else {
+            return;
+        };
+        let dir = app.settings.session.file.dir.clone();
+        let moved = dir.with_extension("away");
+        std::fs::rename(&dir, &moved).unwrap();
+        let resp = app.me().get("/healthz").await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = resp.json().await.unwrap();
+        std::fs::rename(&moved, &dir).unwrap();
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["backend"], "file");
+        let error = body["error"].as_str().expect("an error message");
+        assert!(error.contains("file"), "names the backend: {error}");
+        let raw = ["os error", "No such file", dir.to_str().unwrap(), "/tmp"];
+        if debug {
+            assert!(
+                error.contains("os error"),
+                "the cause in development: {error}"
+            );
+        } else {
+            for leak in raw {
+                assert!(!error.contains(leak), "`{leak}` in production: {error}");
+            }
+        }
+        app.finish().await;
+    }
+}

@@ -181,6 +181,234 @@ fn production_refuses_the_development_key_and_no_key() {
     );
 }
 
+const DEV_KEY: &str =
+    "d2Vic2Vzc2lvbnMtREVWRUxPUE1FTlQtT05MWS1rZXk6bm90LXNlY3JldDtydW4gd2Vic2Vzc2lvbnMga2V5Zw==";
+
+/// Production refuses the development key wherever it appears: moved into
+/// `previous_secret_keys` (as a rotation would), it could still forge
+/// cookie-backend sessions and CSRF tokens.
+#[test]
+fn production_refuses_the_development_key_among_previous_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = stdout(&websessions(dir.path(), &["keygen"], &[]))
+        .trim()
+        .to_owned();
+    let previous = format!("[\"{DEV_KEY}\"]");
+    for args in [&["config"][..], &["serve"]] {
+        let out = websessions(
+            dir.path(),
+            args,
+            &[
+                ("APP_ENV", "production"),
+                ("APP_SESSION__SECRET_KEY", &key),
+                ("APP_SESSION__PREVIOUS_SECRET_KEYS", &previous),
+            ],
+        );
+        assert!(
+            !out.status.success(),
+            "{args:?} accepted the development key"
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("session.previous_secret_keys")
+                && err.contains("APP_SESSION__PREVIOUS_SECRET_KEYS")
+                && err.contains("development key")
+                && !err.contains(DEV_KEY),
+            "{err}"
+        );
+    }
+    // Outside production the development key may rotate out as usual.
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[
+            ("APP_SESSION__SECRET_KEY", &key),
+            ("APP_SESSION__PREVIOUS_SECRET_KEYS", &previous),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The development key serving on an address other machines can reach
+/// gets a warning; on loopback, or with a real key, none.
+#[tokio::test]
+async fn the_development_key_on_a_public_address_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url, lines) = serve_on(
+        dir.path(),
+        "0.0.0.0:0",
+        &[("APP_SESSION__BACKEND", "memory")],
+    );
+    let text = lines.concat();
+    stop_when_serving(child, &url).await;
+    assert!(
+        text.contains("WARN") && text.contains("development key") && text.contains("0.0.0.0"),
+        "{text}"
+    );
+    let key = stdout(&websessions(dir.path(), &["keygen"], &[]))
+        .trim()
+        .to_owned();
+    for (bind, key) in [("127.0.0.1:0", DEV_KEY), ("0.0.0.0:0", key.as_str())] {
+        let (child, url, lines) = serve_on(
+            dir.path(),
+            bind,
+            &[
+                ("APP_SESSION__BACKEND", "memory"),
+                ("APP_SESSION__SECRET_KEY", key),
+            ],
+        );
+        stop_when_serving(child, &url).await;
+        assert!(
+            !lines.concat().contains("development key"),
+            "{bind}: {lines:?}"
+        );
+    }
+}
+
+/// Waits until the server answers (its signal handler is then in place),
+/// then stops it with SIGTERM.
+async fn stop_when_serving(child: std::process::Child, url: &str) {
+    let resp = reqwest::get(format!("{url}healthz/live")).await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    crate::support::stop_gracefully(child).await;
+}
+
+/// Every key can be set alone: a cross-key rule never refuses a single
+/// documented setting because of another key's default, and an error names
+/// the key the person set.
+#[test]
+fn each_config_key_can_be_set_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+            .to_owned()
+    };
+    // An absolute cap shorter than the idle timeout: valid, the cap decides.
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_SESSION__ABSOLUTE_TIMEOUT", "30m")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(line(&stdout(&out), "session.absolute_timeout").contains("30m"));
+    // A session limit below the default value limit: valid, and the value
+    // limit is clamped to it.
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_SESSION__MAX_SESSION_BYTES", "3000")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(line(&text, "session.max_session_bytes").contains("3000"));
+    assert!(
+        line(&text, "session.max_value_bytes").contains("clamped to 3000"),
+        "{text}"
+    );
+    // A bad value is blamed on the key that was set, not on its neighbour.
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[("APP_SESSION__MAX_SESSION_BYTES", "0")],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("session.max_session_bytes")
+            && err.contains("APP_SESSION__MAX_SESSION_BYTES")
+            && !err.contains("session.max_value_bytes"),
+        "{err}"
+    );
+    // A cross-key conflict names the key the person set, with its layer,
+    // whichever of the two it was.
+    let key = stdout(&websessions(dir.path(), &["keygen"], &[]))
+        .trim()
+        .to_owned();
+    for (set, env) in [
+        (
+            "APP_SESSION__SECURE",
+            vec![
+                ("APP_SESSION__COOKIE_NAME", "__Host-id"),
+                ("APP_SESSION__SECURE", "false"),
+            ],
+        ),
+        (
+            "APP_SESSION__SECURE",
+            vec![
+                ("APP_SESSION__SAME_SITE", "none"),
+                ("APP_SESSION__SECURE", "false"),
+            ],
+        ),
+    ] {
+        let mut env = env;
+        env.push(("APP_ENV", "production"));
+        env.push(("APP_SESSION__SECRET_KEY", &key));
+        let out = websessions(dir.path(), &["config"], &env);
+        assert!(!out.status.success(), "{env:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("session.secure") && err.contains(set),
+            "{env:?}: {err}"
+        );
+    }
+}
+
+/// `websessions config` masks a password wherever it sits in a URL: the
+/// user info, the query string, or a URL that does not even parse.
+#[test]
+fn config_masks_passwords_anywhere_in_a_url() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, url, secret) in [
+        (
+            "APP_SESSION__DATABASE__URL",
+            "postgres://app@db.example/sessions?sslmode=require&password=hunter2",
+            "hunter2",
+        ),
+        (
+            "APP_SESSION__DATABASE__URL",
+            "mysql://db.example/sessions?PASSWORD=swordfish&user=app",
+            "swordfish",
+        ),
+        (
+            "APP_SESSION__REDIS__URL",
+            "redis://:correcthorse@cache.example:6379/0",
+            "correcthorse",
+        ),
+        (
+            "APP_SESSION__REDIS__URL",
+            "redis://user:pa ss%zz@[::1:6379",
+            "pa ss",
+        ),
+        (
+            "APP_SESSION__MEMCACHED__URL",
+            "memcache://cache.example:11211?password=batterystaple",
+            "batterystaple",
+        ),
+    ] {
+        let out = websessions(dir.path(), &["config"], &[(var, url)]);
+        assert!(out.status.success(), "{url}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.contains(secret), "{url} printed as: {text}");
+        assert!(text.contains("***"), "{text}");
+    }
+    // Nothing else of a URL is hidden.
+    let out = websessions(
+        dir.path(),
+        &["config"],
+        &[(
+            "APP_SESSION__DATABASE__URL",
+            "postgres://app:hunter2@db.example:5433/sessions?sslmode=require",
+        )],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("postgres://app:***@db.example:5433/sessions?sslmode=require"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn sessions_stats_purge_and_clear_on_the_file_store() {
     // Sessions made through the real app, then inspected by the binary.
@@ -270,9 +498,21 @@ fn serve_line(
     dir: &std::path::Path,
     env: &[(&str, &str)],
 ) -> (std::process::Child, String, String) {
+    let (child, url, mut lines) = serve_on(dir, "127.0.0.1:0", env);
+    let line = lines.pop().expect("the serving line");
+    (child, url, line)
+}
+
+/// `serve --bind ADDR`; returns the child, its URL and every line it
+/// printed up to and including the one with the URL.
+fn serve_on(
+    dir: &std::path::Path,
+    bind: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, Vec<String>) {
     use std::io::{BufRead, BufReader};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_websessions"));
-    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+    cmd.args(["serve", "--bind", bind])
         .env("APP_ENV", "test")
         .env(
             "APP_CONFIG_DIR",
@@ -286,16 +526,28 @@ fn serve_line(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the URL is printed")
-        .to_owned();
-    (child, url, line)
+    let mut lines = Vec::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "serve ended before printing its URL: {lines:?}"
+        );
+        let url = line.starts_with("websessions: serving").then(|| {
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .expect("the URL is printed")
+                .to_owned()
+        });
+        lines.push(line);
+        if let Some(url) = url {
+            break url;
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, url, lines)
 }
 
 #[tokio::test]

@@ -443,3 +443,129 @@ async fn error_pages_use_the_layout() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     app.finish().await;
 }
+
+/// A sibling subdomain can plant a `csrf` nonce cookie for the parent
+/// domain. A token bound to such a nonce (taken on the attacker's own
+/// anonymous visit) must not open any form of a visitor who has a live
+/// session: 403, and nothing changes.
+#[tokio::test]
+async fn a_planted_nonce_does_not_open_a_signed_in_visitors_forms() {
+    let Some(app) = spawn_app(Kind::File).await else {
+        return;
+    };
+    // The attacker's own anonymous visit: nonce N and the token bound to it.
+    let attacker = app.visitor();
+    let resp = attacker.get("/").await;
+    let nonce = set_cookies(resp.headers(), "csrf")[0]
+        .strip_prefix("csrf=")
+        .and_then(|rest| rest.split(';').next())
+        .expect("a nonce cookie")
+        .to_owned();
+    let attacker_token = csrf_from(&resp.text().await.unwrap());
+
+    // The victim signs in and keeps some data.
+    let victim = app.me();
+    let token = victim.csrf_token().await;
+    assert_see_other(
+        &victim
+            .post_form("/login", &[("csrf_token", &token), ("name", "ada")])
+            .await,
+        "/",
+    );
+    victim.set("kept", json!("yes")).await;
+    let before = victim.session().await;
+
+    // The attacker plants `csrf=N` and submits every form of the victim.
+    victim.set_cookie("csrf", &nonce);
+    for (path, extra) in [
+        ("/session/set", vec![("key", "planted"), ("value", "1")]),
+        ("/session/remove", vec![("key", "kept")]),
+        ("/session/save", vec![]),
+        ("/session/cycle", vec![]),
+        ("/session/delete", vec![]),
+        ("/account/sessions/revoke-others", vec![]),
+        ("/login", vec![("name", "mallory")]),
+        ("/logout", vec![]),
+    ] {
+        let mut form = vec![("csrf_token", attacker_token.as_str())];
+        form.extend(extra);
+        let resp = victim.post_form(path, &form).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let after = victim.session().await;
+    assert_eq!(after["fingerprint"], before["fingerprint"], "not cycled");
+    assert_eq!(after["data"], before["data"], "nothing changed");
+    let page = victim.get("/").await.text().await.unwrap();
+    assert!(page.contains("ada"), "still signed in");
+
+    // With a live session the page renders only the session-bound token,
+    // whatever nonce cookie comes along, and that token works.
+    let token = csrf_from(&page);
+    assert_ne!(token, attacker_token);
+    assert_see_other(
+        &victim
+            .post_form(
+                "/session/set",
+                &[("csrf_token", &token), ("key", "k"), ("value", "v")],
+            )
+            .await,
+        "/",
+    );
+    app.finish().await;
+}
+
+/// With `secure = true` the nonce cookie is `__Host-csrf` (Secure, Path=/,
+/// no Domain), which a sibling subdomain cannot set; a plain `csrf` cookie
+/// is then ignored.
+#[tokio::test]
+async fn the_nonce_cookie_is_host_prefixed_when_secure() {
+    let Some(app) = spawn_app_with(Kind::Memory, |s| s.session.secure = true).await else {
+        return;
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = client.get(app.url("/")).send().await.unwrap();
+    assert!(
+        set_cookies(resp.headers(), "csrf").is_empty(),
+        "no plain `csrf`"
+    );
+    let cookies = set_cookies(resp.headers(), "__Host-csrf");
+    assert_eq!(cookies.len(), 1, "one `__Host-csrf` nonce cookie");
+    let cookie = cookies[0].to_owned();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    let nonce = cookie
+        .strip_prefix("__Host-csrf=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .to_owned();
+    let token = csrf_from(&resp.text().await.unwrap());
+    let form = [("csrf_token", token.as_str()), ("key", "a"), ("value", "1")];
+    let resp = client
+        .post(app.url("/session/set"))
+        .header("cookie", format!("csrf={nonce}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "a plain `csrf` cookie"
+    );
+    assert_eq!(app.count().await, 0, "nothing changed");
+    let resp = client
+        .post(app.url("/session/set"))
+        .header("cookie", format!("__Host-csrf={nonce}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_see_other(&resp, "/");
+    assert_eq!(app.count().await, 1);
+    app.finish().await;
+}
