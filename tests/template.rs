@@ -20,10 +20,23 @@ const ALLOWED: &[(&str, &str, &str)] = &[(
     r#"name = "{{project-name}}""#,
 )];
 
+/// `cargo generate` consumes `Cargo.toml.liquid`: a project generated from
+/// the template has no twin left to compare, and says so.
+fn template_twin() -> Option<String> {
+    let path = format!("{ROOT}/Cargo.toml.liquid");
+    if !std::path::Path::new(&path).exists() {
+        println!("SKIP template twin: no Cargo.toml.liquid (a project generated from the template)");
+        return None;
+    }
+    Some(read("Cargo.toml.liquid"))
+}
+
 #[test]
 fn cargo_toml_liquid_differs_only_in_the_package_name() {
+    let Some(liquid) = template_twin() else {
+        return;
+    };
     let plain = read("Cargo.toml");
-    let liquid = read("Cargo.toml.liquid");
     let plain: Vec<&str> = plain.lines().collect();
     let liquid: Vec<&str> = liquid.lines().collect();
     assert_eq!(
@@ -65,6 +78,9 @@ fn cargo_toml_liquid_differs_only_in_the_package_name() {
 
 #[test]
 fn cargo_generate_toml_keeps_liquid_away_from_askama() {
+    if template_twin().is_none() {
+        return;
+    }
     let config: toml::Table = read("cargo-generate.toml").parse().expect("valid TOML");
     let template = config["template"].as_table().expect("[template]");
     let list = |key: &str| -> Vec<String> {
