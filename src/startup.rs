@@ -126,31 +126,7 @@ fn limits(settings: &Settings) -> Limits {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = open_store(&settings).await?;
-        Self::build_with(
-            settings,
-            Overrides {
-                store,
-                ..Overrides::default()
-            },
-        )
-        .await
-    }
-
-    /// Like `build`, with a store opened by the caller (tests share one
-    /// store between two instances this way).
-    pub async fn build_with_store(
-        settings: Settings,
-        store: Option<Arc<dyn SiteStore>>,
-    ) -> anyhow::Result<Self> {
-        Self::build_with(
-            settings,
-            Overrides {
-                store,
-                ..Overrides::default()
-            },
-        )
-        .await
+        Self::build_with(settings, Overrides::default()).await
     }
 
     /// Like `build`, with what a test overrides. Without a store in

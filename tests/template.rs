@@ -25,7 +25,9 @@ const ALLOWED: &[(&str, &str, &str)] = &[(
 fn template_twin() -> Option<String> {
     let path = format!("{ROOT}/Cargo.toml.liquid");
     if !std::path::Path::new(&path).exists() {
-        println!("SKIP template twin: no Cargo.toml.liquid (a project generated from the template)");
+        println!(
+            "SKIP template twin: no Cargo.toml.liquid (a project generated from the template)"
+        );
         return None;
     }
     Some(read("Cargo.toml.liquid"))

@@ -394,18 +394,7 @@ impl SessionStore for FileStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let key = storage_key(id);
-        self.blocking("delete", move |inner| {
-            let path = inner.path(&key);
-            let Some(_locked) = inner.lock_record(&path)? else {
-                return Ok(());
-            };
-            if remove_if_present(&path)? {
-                inner.sync_dir(&path)?;
-            }
-            Ok(())
-        })
-        .await
+        self.delete_keyed(&storage_key(id)).await
     }
 }
 

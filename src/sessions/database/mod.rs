@@ -258,6 +258,19 @@ impl DatabaseStore {
         }
     }
 
+    /// The stored bytes and expiry (the column) of a live row.
+    async fn load_row(&self, key: &str) -> session_store::Result<Option<(Vec<u8>, i64)>> {
+        self.ready().await?;
+        let sql = self.inner.sql;
+        let now = now_ms();
+        on_pool!(&self.inner.pool, |p| sqlx::query_as(sql.load)
+            .bind(key)
+            .bind(now)
+            .fetch_optional(p)
+            .await)
+        .map_err(|e| self.err("load", e))
+    }
+
     fn err(&self, what: &str, e: sqlx::Error) -> session_store::Error {
         backend_error(&format!("{} {what}", self.kind()), e)
     }
@@ -360,17 +373,7 @@ impl SessionStore for DatabaseStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.ready().await?;
-        let sql = self.inner.sql;
-        let key = storage_key(id);
-        let now = now_ms();
-        let row: Option<(Vec<u8>, i64)> = on_pool!(&self.inner.pool, |p| sqlx::query_as(sql.load)
-            .bind(&key)
-            .bind(now)
-            .fetch_optional(p)
-            .await)
-        .map_err(|e| self.err("load", e))?;
-        let Some((bytes, expires_ms)) = row else {
+        let Some((bytes, expires_ms)) = self.load_row(&storage_key(id)).await? else {
             return Ok(None);
         };
         match decode(*id, &bytes) {
@@ -493,16 +496,7 @@ impl SiteStore for DatabaseStore {
     }
 
     async fn load_keyed(&self, key: &str) -> session_store::Result<Option<Keyed>> {
-        self.ready().await?;
-        let sql = self.inner.sql;
-        let now = now_ms();
-        let row: Option<(Vec<u8>, i64)> = on_pool!(&self.inner.pool, |p| sqlx::query_as(sql.load)
-            .bind(key)
-            .bind(now)
-            .fetch_optional(p)
-            .await)
-        .map_err(|e| self.err("load", e))?;
-        let Some((bytes, expires_ms)) = row else {
+        let Some((bytes, expires_ms)) = self.load_row(key).await? else {
             return Ok(None);
         };
         let (data, _) = decode_parts(&bytes)?;
