@@ -216,6 +216,10 @@ impl SessionStore for RequestStore {
             self.state().last_write = Some(LastWrite::Skipped);
             return Ok(());
         }
+        // Always a fresh id: after `flush` the record still carries the
+        // ended session's id, and a write later in the same request must
+        // not bring that id back.
+        record.id = Id::default();
         self.policy.prepare_save(record);
         let cookie_value = self.check_size(record)?;
         if let Backing::Server(store) = &self.backing {

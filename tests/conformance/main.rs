@@ -103,6 +103,14 @@ macro_rules! conformance_tests {
                 s::json_nesting_limit(KIND).await
             }
             #[tokio::test]
+            async fn saves_and_writes_do_not_outlive_the_absolute_timeout() {
+                s::saves_and_writes_do_not_outlive_the_absolute_timeout(KIND).await
+            }
+            #[tokio::test]
+            async fn a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it() {
+                s::a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it(KIND).await
+            }
+            #[tokio::test]
             async fn health() {
                 s::health(KIND).await
             }

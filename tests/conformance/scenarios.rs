@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Kind, max_age, set_cookies, spawn_app, spawn_app_with};
+use websessions::sessions::policy::ManualClock;
+
+use crate::support::{Kind, max_age, set_cookies, spawn_app, spawn_app_with, spawn_app_with_clock};
 
 const COOKIE: &str = "session_id";
 
@@ -877,5 +879,118 @@ pub async fn json_nesting_limit(kind: Kind) {
         "the session loads"
     );
     assert_eq!(after["data"], json!({"ok": 1, "deep": deepest}));
+    app.finish().await;
+}
+
+/// An active client cannot stretch a session past its absolute timeout:
+/// explicit saves and writes once a second store `min(now + idle, created +
+/// absolute)`, never later, and the session is gone at the cap. The engine's
+/// clock is moved, not slept on: the cap is checked on every load from the
+/// record's own `_created_at`, whatever the store's own clock says.
+pub async fn saves_and_writes_do_not_outlive_the_absolute_timeout(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| {
+            s.session.idle_timeout = Duration::from_secs(2);
+            s.session.absolute_timeout = Duration::from_secs(4);
+            s.session.touch_interval = Duration::ZERO;
+        },
+        clock.clone(),
+    )
+    .await
+    else {
+        return;
+    };
+    let me = app.me();
+    me.set("origin", json!("first")).await;
+    let original = me.session().await["fingerprint"].clone();
+    assert!(original.is_string());
+    for second in 1..=5_i64 {
+        clock.advance(Duration::from_secs(1));
+        let body = me.session().await;
+        if second < 4 {
+            assert_eq!(body["new"], json!(false), "{second} s: before the cap");
+            assert_eq!(body["fingerprint"], original, "{second} s: same session");
+            assert_eq!(body["data"]["origin"], json!("first"), "{second} s");
+        } else {
+            assert_ne!(
+                body["fingerprint"], original,
+                "{second} s: the session outlived its absolute timeout: {body}"
+            );
+            assert_eq!(body["data"].get("origin"), None, "{second} s: {body}");
+        }
+        if second == 4 {
+            assert_eq!(body["new"], json!(true), "ended at the cap: {body}");
+        }
+        let save = me.post("/api/session/save").await;
+        assert_eq!(save.status(), StatusCode::NO_CONTENT);
+        let write = me.put_json("/api/session/k", &json!(second)).await;
+        assert_eq!(write.status(), StatusCode::OK);
+        if second < 4 {
+            // No cookie promises more than the cap leaves.
+            for cookie in set_cookies(save.headers(), COOKIE)
+                .into_iter()
+                .chain(set_cookies(write.headers(), COOKIE))
+            {
+                let age = max_age(cookie).expect("Max-Age");
+                assert!(
+                    age <= 4 - second,
+                    "{second} s: Max-Age {age} goes past the cap"
+                );
+            }
+        }
+    }
+    app.finish().await;
+}
+
+/// Another application on the host (or a subdomain) may set a cookie with
+/// non-ASCII bytes; the browser sends it in the same `Cookie` header as the
+/// session cookie, which must still be found.
+pub async fn a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it(kind: Kind) {
+    let Some(app) = spawn_app(kind).await else {
+        return;
+    };
+    let me = app.me();
+    me.set("a", json!("kept")).await;
+    let value = me.session_cookie(COOKIE).expect("a session cookie");
+    let stranger = app.visitor();
+    for header in [
+        format!("theme=caf\u{e9}; {COOKIE}={value}; lang=\u{65e5}\u{672c}"),
+        format!("{COOKIE}={value}; theme=caf\u{e9}"),
+    ] {
+        let resp = stranger
+            .client
+            .get(stranger.url("/api/session"))
+            .header("cookie", header.as_bytes())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["new"], json!(false), "the session was found");
+        assert_eq!(body["data"]["a"], json!("kept"));
+        let resp = stranger
+            .client
+            .put(stranger.url("/api/session/b"))
+            .header("cookie", header.as_bytes())
+            .json(&json!(2))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        if kind.server_side() {
+            assert!(
+                set_cookies(resp.headers(), COOKIE)
+                    .iter()
+                    .all(|c| c.starts_with(&format!("{COOKIE}={value};"))),
+                "the write went to the same session, not a new one"
+            );
+        }
+    }
+    if kind.server_side() {
+        assert_eq!(me.session().await["data"], json!({"a": "kept", "b": 2}));
+        app.assert_stored(1).await;
+    }
     app.finish().await;
 }

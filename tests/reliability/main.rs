@@ -14,10 +14,12 @@ mod at_rest;
 mod binary;
 mod common;
 mod concurrency;
+mod cookie_logs;
 mod fixation;
 mod headers;
 mod hostile;
 mod load;
+mod near_limit;
 mod outage;
 mod props;
 mod slow_clients;
@@ -106,6 +108,41 @@ async fn request_timeout_408_carries_the_security_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_path_not_utf8_is_400() {
     hostile::api_path_not_utf8_is_400().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcached_at_the_item_limit_plus_a_flash_is_413_not_503() {
+    near_limit::memcached_at_the_item_limit_plus_a_flash_is_413_not_503().await
+}
+
+/// The cookie backend's own guarantees, in both modes.
+macro_rules! cookie_backend {
+    ($backend:ident, $kind:expr) => {
+        mod $backend {
+            use crate::support::Kind;
+            const KIND: Kind = $kind;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_write_that_would_overflow_the_final_cookie_is_refused_and_changes_nothing() {
+                crate::near_limit::a_write_that_would_overflow_the_final_cookie_is_refused_and_changes_nothing(KIND).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn no_response_sends_a_session_cookie_over_the_browser_limit() {
+                crate::near_limit::no_response_sends_a_session_cookie_over_the_browser_limit(KIND)
+                    .await
+            }
+            // Current-thread: the server logs to this thread's subscriber.
+            #[tokio::test]
+            async fn a_malformed_or_forged_cookie_is_logged_as_a_warning() {
+                crate::cookie_logs::a_malformed_or_forged_cookie_is_logged_as_a_warning(KIND).await
+            }
+        }
+    };
+}
+
+mod cookie {
+    cookie_backend!(private, Kind::Cookie);
+    cookie_backend!(signed, Kind::CookieSigned);
 }
 
 /// Scenarios of the backends that keep sessions on the server.

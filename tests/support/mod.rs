@@ -16,6 +16,7 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use websessions::config::{self, Backend, LoadOptions, Settings};
+use websessions::sessions::policy::Clock;
 use websessions::sessions::store::{Capability, SiteStore};
 use websessions::startup::{Application, Overrides};
 
@@ -122,6 +123,28 @@ pub async fn spawn_app_with_routes(
     adjust: impl FnOnce(&mut Settings),
     extra: Option<axum::Router<websessions::state::AppState>>,
 ) -> Option<TestApp> {
+    spawn(kind, adjust, extra, None).await
+}
+
+/// Like `spawn_app_with`, with the engine reading `clock`: tests move a
+/// `ManualClock` instead of sleeping. Stores that keep their own clock (a
+/// Redis TTL, SQL `now`, file times) still read the real one; the clock
+/// starts at the real time and only moves forward, so they see expiries
+/// that are later, never earlier, than the engine's.
+pub async fn spawn_app_with_clock(
+    kind: Kind,
+    adjust: impl FnOnce(&mut Settings),
+    clock: Arc<dyn Clock>,
+) -> Option<TestApp> {
+    spawn(kind, adjust, None, Some(clock)).await
+}
+
+async fn spawn(
+    kind: Kind,
+    adjust: impl FnOnce(&mut Settings),
+    extra: Option<axum::Router<websessions::state::AppState>>,
+    clock: Option<Arc<dyn Clock>>,
+) -> Option<TestApp> {
     LazyLock::force(&TRACING);
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut settings = test_settings();
@@ -172,7 +195,7 @@ pub async fn spawn_app_with_routes(
         Overrides {
             store,
             extra,
-            ..Overrides::default()
+            clock,
         },
     )
     .await
@@ -190,6 +213,63 @@ pub async fn spawn_sibling(first: &TestApp, adjust: impl FnOnce(&mut Settings)) 
     Application::build(settings)
         .await
         .expect("a second instance builds")
+}
+
+/// Another instance over the *same store object* (so the memory store can
+/// share too), with its own settings and, optionally, the same clock.
+/// Returns its address and what stops it.
+pub async fn spawn_sharing_store(
+    first: &TestApp,
+    adjust: impl FnOnce(&mut Settings),
+    clock: Option<Arc<dyn Clock>>,
+) -> Sibling {
+    let mut settings = first.settings.clone();
+    adjust(&mut settings);
+    let app = Application::build_with(
+        settings,
+        Overrides {
+            store: first.store.clone(),
+            extra: None,
+            clock,
+        },
+    )
+    .await
+    .expect("a second instance builds");
+    let address = format!("http://127.0.0.1:{}", app.local_addr().port());
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(app.run_until(stop.clone()));
+    Sibling {
+        address,
+        stop,
+        handle,
+    }
+}
+
+/// A second instance started by `spawn_sharing_store`.
+pub struct Sibling {
+    pub address: String,
+    stop: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Sibling {
+    /// The same visitor (same cookie jar, so carry the cookie over with
+    /// `set_cookie`) talking to this instance.
+    pub fn as_visitor(&self, visitor: &Visitor) -> Visitor {
+        Visitor {
+            address: self.address.clone(),
+            client: visitor.client.clone(),
+            jar: visitor.jar.clone(),
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.handle
+            .await
+            .expect("sibling task")
+            .expect("the sibling ran cleanly");
+    }
 }
 
 fn start(
