@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Settings, decode_key};
 use crate::routes::Sessions;
+use crate::routes::metrics::Metrics;
 use crate::sessions::cookie::CookieSetup;
 use crate::sessions::layer::SessionConfig;
 use crate::sessions::store::{Capability, SiteStore};
@@ -52,6 +53,16 @@ impl Application {
         crate::web::set_debug_errors(settings.server.debug_errors);
         let settings = Arc::new(settings);
         let s = &settings.session;
+        let metrics = settings
+            .server
+            .metrics
+            .then(|| Arc::new(Metrics::new(s.backend)));
+        // Every store operation is timed when metrics are on.
+        let store = match (&metrics, store) {
+            (Some(m), Some(store)) => Some(m.sessions.wrap(store)),
+            (_, store) => store,
+        };
+        let session_metrics = metrics.as_ref().map(|m| m.sessions.clone());
         let current = decode_key(s.secret_key.expose())
             .map_err(|e| anyhow::anyhow!("session.secret_key {e}"))?;
         let previous = s
@@ -73,12 +84,17 @@ impl Application {
                     .max(std::time::Duration::from_secs(1));
                 Arc::new(Accounts::new(store, current, lifetime, seen_every))
             }),
+            metrics,
         };
         let sessions = match &store {
-            Some(store) => Sessions::Server(Arc::new(SessionConfig::new(&settings, store.clone()))),
-            None => Sessions::Cookie(Arc::new(
-                CookieSetup::new(&settings).map_err(|e| anyhow::anyhow!(e))?,
-            )),
+            Some(store) => Sessions::Server(Arc::new(SessionConfig {
+                metrics: session_metrics,
+                ..SessionConfig::new(&settings, store.clone())
+            })),
+            None => Sessions::Cookie(Arc::new(CookieSetup {
+                metrics: session_metrics,
+                ..CookieSetup::new(&settings).map_err(|e| anyhow::anyhow!(e))?
+            })),
         };
         let router = crate::routes::router(state, sessions, extra);
         let listener = TcpListener::bind(settings.server.bind)

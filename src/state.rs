@@ -16,6 +16,8 @@ pub struct AppState {
     pub csrf: Arc<Csrf>,
     /// Each user's index of sessions; `None` for the cookie backend.
     pub accounts: Option<Arc<crate::web::accounts::Accounts>>,
+    /// This application's metrics; `None` when `server.metrics = false`.
+    pub metrics: Option<Arc<crate::routes::metrics::Metrics>>,
 }
 
 impl AppState {

@@ -92,6 +92,7 @@ async fn revoke(
         let text = if session.fingerprint().as_deref() == Some(form.fingerprint.as_str()) {
             "That is this browser's session: use Log out instead.".to_owned()
         } else if accounts.remove(&user.name, &form.fingerprint).await? {
+            count_revoked(&state, 1);
             format!(
                 "Session {} revoked: that browser is signed out at its next request.",
                 form.fingerprint
@@ -117,6 +118,7 @@ async fn revoke_others(
         session.fingerprint(),
     ) {
         let gone = accounts.keep_only(&user.name, &fp).await?;
+        count_revoked(&state, gone as u64);
         session
             .flash(
                 "ok",
@@ -125,4 +127,10 @@ async fn revoke_others(
             .await?;
     }
     Ok(Redirect::to("/account/sessions").into_response())
+}
+
+fn count_revoked(state: &AppState, n: u64) {
+    if let Some(metrics) = &state.metrics {
+        metrics.sessions.revoked(n);
+    }
 }

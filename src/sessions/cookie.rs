@@ -32,6 +32,7 @@ use tower_sessions_cookie_store::{
 };
 
 use super::keys::CREATED_AT;
+use super::metrics::{SessionMetrics, count};
 use super::request_store::{ExpiryPolicy, LoadedRecord};
 use super::store::{AtRest, unix_ms};
 use super::view::SessionView;
@@ -183,6 +184,7 @@ pub struct CookieSetup {
     pub touch_interval: Duration,
     pub mode: CookieMode,
     pub cookie_name: String,
+    pub metrics: Option<Arc<super::metrics::SessionMetrics>>,
 }
 
 impl CookieSetup {
@@ -223,6 +225,7 @@ impl CookieSetup {
             touch_interval: s.effective_touch_interval(),
             mode: s.cookie.mode,
             cookie_name: s.cookie_name.clone(),
+            metrics: None,
         })
     }
 
@@ -301,6 +304,14 @@ where
                 .as_ref()
                 .and_then(|c| tower_sessions_cookie_store::decode_record(c.value()).ok())
                 .filter(|r| r.expiry_date > OffsetDateTime::now_utc());
+            count(
+                &setup.metrics,
+                match (raw_present, &record) {
+                    (_, Some(_)) => SessionMetrics::loaded,
+                    (true, None) => SessionMetrics::expired_on_load,
+                    (false, None) => |_| {},
+                },
+            );
             if raw_present && record.is_none() {
                 tracing::warn!(
                     "session cookie is forged, tampered, expired or from an unknown key: starting a fresh session"
@@ -329,6 +340,9 @@ where
             ));
 
             let res = inner.call(req).await?;
+            if res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                count(&setup.metrics, SessionMetrics::refused);
+            }
             if read_only || res.status().is_server_error() {
                 return Ok(res);
             }
@@ -350,6 +364,9 @@ async fn settle(
 ) -> Result<(), tower_sessions::session::Error> {
     let now = OffsetDateTime::now_utc();
     if session.is_empty().await {
+        if loaded.is_some() {
+            count(&setup.metrics, SessionMetrics::deleted);
+        }
         return Ok(()); // flushed or never written: the crate removes the cookie
     }
     let created_at = match session.get_value(CREATED_AT).await? {
@@ -373,6 +390,12 @@ async fn settle(
         }
         None => true,
     };
+    // A cookie is re-issued whole: a "touch" is a save of unchanged data.
+    let event = match (loaded, session.is_modified()) {
+        (None, _) => SessionMetrics::created,
+        (Some(_), true) => SessionMetrics::saved,
+        (Some(_), false) => SessionMetrics::touched,
+    };
     if session.is_modified() || (setup.extend_on_every_request && due) {
         // Whole seconds up; `round_up_max_age` then keeps the browser from
         // dropping the cookie before this moment.
@@ -386,6 +409,7 @@ async fn settle(
     // which would lose whatever the handler wrote after that save.
     if session.is_modified() {
         session.save().await?;
+        count(&setup.metrics, event);
     }
     Ok(())
 }

@@ -82,6 +82,7 @@ pub struct SessionConfig {
     pub extend_on_every_request: bool,
     pub touch_interval: Duration,
     pub debug_errors: bool,
+    pub metrics: Option<Arc<super::metrics::SessionMetrics>>,
 }
 
 impl SessionConfig {
@@ -98,6 +99,7 @@ impl SessionConfig {
             extend_on_every_request: s.extend_on_every_request,
             touch_interval: s.effective_touch_interval(),
             debug_errors: settings.server.debug_errors,
+            metrics: None,
         }
     }
 }
@@ -185,10 +187,10 @@ where
                 }
             });
 
-            let request_store = Arc::new(RequestStore::new(
-                config.store.clone(),
-                config.policy.clone(),
-            ));
+            let request_store = Arc::new(
+                RequestStore::new(config.store.clone(), config.policy.clone())
+                    .with_metrics(config.metrics.clone()),
+            );
             let session = Session::new(
                 id,
                 request_store.clone(),
@@ -202,6 +204,10 @@ where
                     return Ok(unavailable(&config, api, error));
                 }
                 if session.id().is_none() {
+                    super::metrics::count(
+                        &config.metrics,
+                        super::metrics::SessionMetrics::expired_on_load,
+                    );
                     tracing::warn!(
                         "session cookie for an unknown or expired session: starting a fresh session"
                     );
@@ -223,6 +229,9 @@ where
             ));
 
             let mut res = inner.call(req).await?;
+            if res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                super::metrics::count(&config.metrics, super::metrics::SessionMetrics::refused);
+            }
 
             if mode == Mode::ReadOnly || res.status().is_server_error() {
                 return Ok(res);

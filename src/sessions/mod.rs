@@ -9,6 +9,7 @@ pub mod keys;
 pub mod layer;
 pub mod memcached;
 pub mod memory;
+pub mod metrics;
 pub mod redis;
 pub mod request_store;
 pub mod serialize;

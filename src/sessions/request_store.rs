@@ -19,6 +19,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 
 use super::keys::CREATED_AT;
+use super::metrics::{SessionMetrics, count};
 use super::store::{SiteStore, WriteOutcome};
 
 /// The expiry rules, shared by every request.
@@ -105,6 +106,7 @@ pub struct RequestStore {
     store: Arc<dyn SiteStore>,
     policy: Arc<ExpiryPolicy>,
     state: Mutex<State>,
+    metrics: Option<Arc<SessionMetrics>>,
 }
 
 impl RequestStore {
@@ -113,7 +115,14 @@ impl RequestStore {
             store,
             policy,
             state: Mutex::new(State::default()),
+            metrics: None,
         }
+    }
+
+    /// Counts what this request does to its session.
+    pub fn with_metrics(mut self, metrics: Option<Arc<SessionMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -148,6 +157,9 @@ impl RequestStore {
         expires_at: OffsetDateTime,
     ) -> session_store::Result<WriteOutcome> {
         let outcome = self.store.touch(id, expires_at).await?;
+        if outcome == WriteOutcome::Written {
+            count(&self.metrics, SessionMetrics::touched);
+        }
         let mut state = self.state();
         state.last_write = Some(match outcome {
             WriteOutcome::Written => LastWrite::Written { expires_at },
@@ -189,6 +201,7 @@ impl SessionStore for RequestStore {
         });
         record.expiry_date = self.policy.expiry(created_at, now);
         self.store.create(record).await?;
+        count(&self.metrics, SessionMetrics::created);
         self.state().last_write = Some(LastWrite::Created {
             expires_at: record.expiry_date,
         });
@@ -207,6 +220,9 @@ impl SessionStore for RequestStore {
         });
         record.expiry_date = self.policy.expiry(created_at, now);
         let outcome = self.store.save_existing(&record).await?;
+        if outcome == WriteOutcome::Written {
+            count(&self.metrics, SessionMetrics::saved);
+        }
         self.state().last_write = Some(match outcome {
             WriteOutcome::Written => LastWrite::Written {
                 expires_at: record.expiry_date,
@@ -225,12 +241,16 @@ impl SessionStore for RequestStore {
         let mut state = self.state();
         if state.loaded.is_none() {
             state.loaded = record.as_ref().map(|r| Arc::new(LoadedRecord::of(r)));
+            if record.is_some() {
+                count(&self.metrics, SessionMetrics::loaded);
+            }
         }
         Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         self.store.delete(id).await?;
+        count(&self.metrics, SessionMetrics::deleted);
         self.state().deleted = true;
         Ok(())
     }

@@ -8,4 +8,5 @@ mod accounts;
 mod cli;
 mod file_store;
 mod instances;
+mod metrics;
 mod pages;
