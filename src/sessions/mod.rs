@@ -43,9 +43,13 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Option<Arc<dyn Si
         // Both network stores start even when their server is down: requests
         // get 503 until it is reachable, then the store recovers by itself.
         Backend::Redis => Arc::new(
-            redis::RedisStore::open(s.redis.url.expose(), &s.redis.prefix)
-                .await
-                .context("opening the Redis session store")?,
+            redis::RedisStore::open_with_ca(
+                s.redis.url.expose(),
+                &s.redis.prefix,
+                s.redis.ca_file(),
+            )
+            .await
+            .context("opening the Redis session store")?,
         ),
         Backend::Memcached => Arc::new(
             memcached::MemcachedStore::open(&s.memcached.url, &s.memcached.prefix)

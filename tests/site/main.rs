@@ -10,3 +10,4 @@ mod file_store;
 mod instances;
 mod metrics;
 mod pages;
+mod redis_ops;
