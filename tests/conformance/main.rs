@@ -115,6 +115,7 @@ conformance_tests!(redis, Kind::Redis);
 conformance_tests!(redis_cluster, Kind::RedisCluster);
 conformance_tests!(rediss, Kind::Rediss);
 conformance_tests!(rediss_cluster, Kind::RedissCluster);
+conformance_tests!(redis_sentinel, Kind::RedisSentinel);
 conformance_tests!(memcached, Kind::Memcached);
 conformance_tests!(cookie_private, Kind::Cookie);
 conformance_tests!(cookie_signed, Kind::CookieSigned);

@@ -115,6 +115,11 @@ async fn rediss_cluster() {
 }
 
 #[tokio::test]
+async fn redis_sentinel() {
+    shared(Kind::RedisSentinel).await
+}
+
+#[tokio::test]
 async fn memcached() {
     shared(Kind::Memcached).await
 }

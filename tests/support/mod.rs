@@ -39,6 +39,8 @@ pub enum Kind {
     /// A Redis Cluster over TLS at `TEST_REDISS_CLUSTER_URL`, trusting
     /// `TEST_REDISS_CA_FILE`.
     RedissCluster,
+    /// Redis behind Sentinel at `TEST_REDIS_SENTINEL_URL`.
+    RedisSentinel,
     /// memcached at `TEST_MEMCACHED_URL`, under a key prefix of its own.
     Memcached,
     /// The cookie backend, encrypted (`private`).
@@ -53,7 +55,11 @@ impl Kind {
             Kind::File => Backend::File,
             Kind::Memory => Backend::Memory,
             Kind::Sqlite | Kind::Postgres | Kind::Mysql => Backend::Database,
-            Kind::Redis | Kind::RedisCluster | Kind::Rediss | Kind::RedissCluster => Backend::Redis,
+            Kind::Redis
+            | Kind::RedisCluster
+            | Kind::Rediss
+            | Kind::RedissCluster
+            | Kind::RedisSentinel => Backend::Redis,
             Kind::Memcached => Backend::Memcached,
             Kind::Cookie | Kind::CookieSigned => Backend::Cookie,
         }
@@ -66,6 +72,7 @@ impl Kind {
             Kind::RedisCluster => Some(("TEST_REDIS_CLUSTER_URL", false)),
             Kind::Rediss => Some(("TEST_REDISS_URL", true)),
             Kind::RedissCluster => Some(("TEST_REDISS_CLUSTER_URL", true)),
+            Kind::RedisSentinel => Some(("TEST_REDIS_SENTINEL_URL", false)),
             _ => None,
         }
     }
@@ -169,7 +176,11 @@ pub async fn spawn_app_with_routes(
             settings.session.database.max_connections = 5;
             isolation.database = Some((server, admin, name));
         }
-        Kind::Redis | Kind::RedisCluster | Kind::Rediss | Kind::RedissCluster => {
+        Kind::Redis
+        | Kind::RedisCluster
+        | Kind::Rediss
+        | Kind::RedissCluster
+        | Kind::RedisSentinel => {
             let (var, tls) = kind.redis_env().expect("a Redis kind");
             let name = format!("{kind:?}").to_lowercase();
             settings.session.redis.url = config::Secret::new(servers::env_url(&name, var)?);
