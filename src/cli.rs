@@ -85,7 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config => {
-            let loaded = config::load(&options)?;
+            let loaded = load(&options)?;
             print!("{}", config::effective_config(&loaded));
             Ok(())
         }
@@ -100,10 +100,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .overrides
                     .push(("server.bind".into(), bind.to_string()));
             }
-            serve(config::load(&options)?).await
+            serve(load(&options)?).await
         }
         Command::Migrate => {
-            let loaded = config::load(&options)?;
+            let loaded = load(&options)?;
             match loaded.settings.session.backend {
                 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
                 Backend::Database => migrate(&loaded.settings.session.database.options()).await,
@@ -113,8 +113,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Sessions { action } => sessions(config::load(&options)?, action).await,
+        Command::Sessions { action } => sessions(load(&options)?, action).await,
     }
+}
+
+/// Loads the configuration, then starts logging in its `server.log_format`
+/// (a configuration that cannot be read is reported on stderr, as text).
+fn load(options: &LoadOptions) -> anyhow::Result<Loaded> {
+    let loaded = config::load(options)?;
+    crate::telemetry::init_with(loaded.settings.server.log_format, "info");
+    Ok(loaded)
 }
 
 /// `websessions migrate`: applies what is pending and says what it did.
@@ -156,14 +164,22 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
         );
     }
     tracing::info!(%backend, profile = %loaded.profile, "websessions listening on http://{addr}");
-    println!(
-        "websessions: serving http://{addr}/ (backend: {backend}, profile: {}) — Ctrl-C stops",
-        loaded.profile
-    );
+    // With JSON logs, stdout carries nothing but JSON lines: the log line
+    // above already says where the site listens.
+    let human = !crate::telemetry::is_json();
+    if human {
+        println!(
+            "websessions: serving http://{addr}/ (backend: {backend}, profile: {}) — Ctrl-C stops",
+            loaded.profile
+        );
+    }
     let shutdown = CancellationToken::new();
     crate::shutdown::cancel_on_signal(shutdown.clone());
     app.run_until(shutdown).await?;
-    println!("websessions: stopped");
+    tracing::info!("websessions stopped");
+    if human {
+        println!("websessions: stopped");
+    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Settings, decode_key};
+use crate::routes::metrics::Metrics;
 use crate::sessions::layer::{Engine, ErrorResponder, Storage};
 use crate::sessions::policy::{CookieAttributes, Policy, SystemClock};
 use crate::sessions::store::{Capability, SiteStore};
@@ -60,6 +61,7 @@ pub fn store_options(settings: &Settings) -> Result<Option<StoreOptions>, NotCom
         Backend::Redis => StoreOptions::Redis {
             url: s.redis.url.expose().to_owned(),
             prefix: s.redis.prefix.clone(),
+            ca_file: s.redis.ca_file().map(std::path::Path::to_path_buf),
         },
         Backend::Memcached => StoreOptions::Memcached {
             url: s.memcached.url.clone(),
@@ -147,6 +149,15 @@ impl Application {
             Some(store) => Some(store),
             None => open_store(&settings).await?,
         };
+        let metrics = settings
+            .server
+            .metrics
+            .then(|| Arc::new(Metrics::new(s.backend)));
+        // Every store operation is timed when metrics are on.
+        let store = match (&metrics, store) {
+            (Some(m), Some(store)) => Some(m.sessions.wrap(store)),
+            (_, store) => store,
+        };
         let storage = match &store {
             Some(store) => Storage::Server(store.clone()),
             #[cfg(feature = "cookie")]
@@ -168,19 +179,23 @@ impl Application {
         let on_error: ErrorResponder = Arc::new(move |error, uri| {
             crate::error::respond(error.into(), crate::routes::is_api_path(uri.path()), debug)
         });
-        let engine = Arc::new(Engine::new(
-            s.backend,
-            storage,
-            policy(&settings, clock),
-            limits.max_session_bytes,
-            on_error,
-        ));
+        let engine = Arc::new(
+            Engine::new(
+                s.backend,
+                storage,
+                policy(&settings, clock),
+                limits.max_session_bytes,
+                on_error,
+            )
+            .with_metrics(metrics.as_ref().map(|m| m.sessions.clone())),
+        );
         let state = AppState {
             settings: settings.clone(),
             backend: s.backend,
             engine,
             csrf: Arc::new(Csrf::new(current, previous, s.secure)),
             limits,
+            metrics,
         };
         let router = crate::routes::router(state, overrides.extra);
         let listener = TcpListener::bind(settings.server.bind)

@@ -17,4 +17,6 @@ pub struct AppState {
     pub csrf: Arc<Csrf>,
     /// The byte limits a write from outside is checked against.
     pub limits: Limits,
+    /// This application's metrics; `None` when `server.metrics = false`.
+    pub metrics: Option<Arc<crate::routes::metrics::Metrics>>,
 }

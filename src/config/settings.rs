@@ -29,6 +29,19 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    pub log_format: LogFormat,
+    pub metrics: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,6 +98,16 @@ pub struct CookieSettings {
 pub struct RedisSettings {
     pub url: Secret,
     pub prefix: String,
+    /// PEM file of a CA to trust for `rediss://` besides the system's
+    /// roots; empty = none.
+    pub ca_file: String,
+}
+
+impl RedisSettings {
+    /// `ca_file`, or `None` when it is empty.
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        (!self.ca_file.is_empty()).then(|| std::path::Path::new(&self.ca_file))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -136,6 +159,8 @@ impl Default for Settings {
                 header_read_timeout: Duration::from_secs(10),
                 request_timeout: Duration::from_secs(30),
                 max_connections: 1024,
+                log_format: LogFormat::Text,
+                metrics: true,
             },
             session: SessionSettings {
                 backend: Backend::File,
@@ -167,6 +192,7 @@ impl Default for Settings {
                 redis: RedisSettings {
                     url: Secret::new("redis://127.0.0.1:6379"),
                     prefix: "websessions:".into(),
+                    ca_file: String::new(),
                 },
                 memcached: MemcachedSettings {
                     url: "memcache://127.0.0.1:11211".into(),

@@ -88,6 +88,7 @@ async fn revoke(
         let text = if session.fingerprint().as_deref() == Some(form.fingerprint.as_str()) {
             "That is this browser's session: use Log out instead.".to_owned()
         } else if index.revoke(&user.name, &form.fingerprint).await? {
+            count_revoked(&state, 1);
             format!(
                 "Session {} revoked: it is deleted, and that browser is signed out.",
                 form.fingerprint
@@ -113,6 +114,7 @@ async fn revoke_others(
         session.fingerprint(),
     ) {
         let gone = index.revoke_others(&user.name, &fp).await?;
+        count_revoked(&state, gone as u64);
         session
             .flash(
                 "ok",
@@ -121,4 +123,10 @@ async fn revoke_others(
             .await?;
     }
     Ok(Redirect::to("/account/sessions").into_response())
+}
+
+fn count_revoked(state: &AppState, n: u64) {
+    if let Some(metrics) = &state.metrics {
+        metrics.sessions.revoked(n);
+    }
 }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod pages;
 pub mod session;
 
@@ -54,7 +55,13 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let router = Router::new()
         .merge(with_session)
         .merge(read_only)
-        .merge(health::router())
+        .merge(health::router());
+    // Outside the session layer: a scrape neither reads nor extends a session.
+    let router = match &state.metrics {
+        Some(_) => router.merge(metrics::router()),
+        None => router,
+    };
+    let router = router
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -67,6 +74,14 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
             request_timeout,
         ))
         .layer(tower::util::MapResponseLayer::new(security_headers));
+    // Outermost but for tracing, so timeouts (408) are counted too.
+    let router = match &state.metrics {
+        Some(m) => router.layer(axum::middleware::from_fn_with_state(
+            m.clone(),
+            metrics::count_requests,
+        )),
+        None => router,
+    };
     crate::telemetry::with_tracing(router).with_state(state)
 }
 

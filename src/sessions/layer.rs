@@ -35,6 +35,7 @@ use super::error::SessionError;
 use super::index::{Member, UserIndex, signed_in_user};
 use super::info::SessionInfo;
 use super::keys::CREATED_AT;
+use super::metrics::{SessionMetrics, count};
 use super::policy::Policy;
 use super::request_store::{Backing, LastWrite, RequestStore};
 use super::store::{SiteStore, fingerprint, storage_key};
@@ -62,6 +63,8 @@ pub struct Engine {
     pub max_session_bytes: usize,
     /// "Log out everywhere"; server-side stores only.
     pub index: Option<Arc<UserIndex>>,
+    /// Counters, when the site keeps metrics.
+    pub metrics: Option<Arc<SessionMetrics>>,
     on_error: ErrorResponder,
 }
 
@@ -95,8 +98,15 @@ impl Engine {
             policy,
             max_session_bytes,
             index,
+            metrics: None,
             on_error,
         }
+    }
+
+    /// Counts session events into `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<SessionMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The server-side store, if sessions live in one.
@@ -109,6 +119,9 @@ impl Engine {
     }
 
     fn fail(&self, error: SessionError, uri: &Uri) -> Response<Body> {
+        if matches!(error, SessionError::TooLarge(_)) {
+            count(&self.metrics, SessionMetrics::refused);
+        }
         (self.on_error)(error, uri)
     }
 }
@@ -214,11 +227,10 @@ where
         ),
     };
     let had_cookie = cookie_value(req.headers(), &engine.policy.cookie.name).is_some();
-    let store = Arc::new(RequestStore::new(
-        backing,
-        engine.policy.clone(),
-        engine.max_session_bytes,
-    ));
+    let store = Arc::new(
+        RequestStore::new(backing, engine.policy.clone(), engine.max_session_bytes)
+            .with_metrics(engine.metrics.clone()),
+    );
     let session = Session::new(
         id,
         store.clone(),
@@ -231,6 +243,7 @@ where
             return Ok(engine.fail(error.into(), &uri));
         }
         if session.id().is_none() {
+            count(&engine.metrics, SessionMetrics::expired_on_load);
             tracing::warn!(
                 "session cookie for an unknown or expired session: starting a fresh session"
             );
@@ -265,6 +278,10 @@ where
     let mut res = inner.call(req).await?;
     if let Some(reason) = store.too_large() {
         return Ok(engine.fail(SessionError::TooLarge(reason), &uri));
+    }
+    // The handler refused a write as too large (its own limit check).
+    if res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        count(&engine.metrics, SessionMetrics::refused);
     }
     if mode == Mode::ReadOnly || res.status().is_server_error() {
         return Ok(res);

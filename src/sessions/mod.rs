@@ -13,6 +13,7 @@ pub mod info;
 pub mod inspect;
 pub mod keys;
 pub mod layer;
+pub mod metrics;
 pub mod policy;
 pub mod request_store;
 pub mod store;
@@ -114,6 +115,8 @@ pub enum StoreOptions {
         /// May hold a password: never printed.
         url: String,
         prefix: String,
+        /// A PEM CA to trust for `rediss://` besides the system's roots.
+        ca_file: Option<PathBuf>,
     },
     Memcached {
         url: String,
@@ -150,8 +153,12 @@ pub async fn open_store(options: &StoreOptions) -> anyhow::Result<Arc<dyn SiteSt
         // Both network stores start even when their server is down: requests
         // get 503 until it is reachable, then the store recovers by itself.
         #[cfg(feature = "redis")]
-        StoreOptions::Redis { url, prefix } => Arc::new(
-            redis::RedisStore::open(url, prefix)
+        StoreOptions::Redis {
+            url,
+            prefix,
+            ca_file,
+        } => Arc::new(
+            redis::RedisStore::open_with_ca(url, prefix, ca_file.as_deref())
                 .await
                 .context("opening the Redis session store")?,
         ),

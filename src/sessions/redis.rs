@@ -11,15 +11,27 @@
 //! - The connection is fred's: it reconnects by itself, and every command
 //!   has a timeout, so an outage turns into errors (503) within seconds, not
 //!   hung requests.
+//! - Every command names one key, so each works unchanged on a Redis
+//!   Cluster (fred routes it to the master of the key's hash slot). The
+//!   admin walks (`count`, `clear`) scan each master in turn, since a
+//!   `SCAN` sees only the slots of the node it runs on, and delete key by
+//!   key (a multi-key `DEL` across slots is refused by a cluster).
+//! - `rediss://` and `rediss-cluster://` connect over TLS (rustls), trusting
+//!   the system's roots plus `session.redis.ca_file`; a certificate that
+//!   does not verify fails the connection, never falls back to plaintext.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fred::interfaces::{ClusterInterface, EventInterface};
 use fred::prelude::{
     ClientLike, Config, Error as FredError, Expiration, KeysInterface, LuaInterface, Pool,
     ReconnectPolicy, ServerConfig, SetOptions, Value as FredValue,
 };
+use fred::types::config::{TlsConfig, TlsConnector};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tower_sessions::SessionStore;
@@ -62,10 +74,25 @@ const SCAN_COUNT: u32 = 500;
 /// Length of a storage key: hex of a SHA-256.
 const STORAGE_KEY_LEN: usize = 64;
 
+/// The URL schemes this store accepts (fred's names). A scheme starting
+/// with `rediss` means TLS.
+const SCHEMES: [&str; 6] = [
+    "redis",
+    "rediss",
+    "redis-cluster",
+    "rediss-cluster",
+    "redis-sentinel",
+    "rediss-sentinel",
+];
+
 #[derive(Debug, Clone)]
 pub struct RedisStore {
     pool: Pool,
     prefix: String,
+    /// The last error met while (re)connecting, cleared by a successful
+    /// connection: a command that fails meanwhile says *why* (a refused
+    /// connection, a certificate that does not verify), not just "timeout".
+    connect_error: Arc<Mutex<Option<String>>>,
 }
 
 impl RedisStore {
@@ -73,15 +100,31 @@ impl RedisStore {
     /// that is down does not fail this: commands fail (503) until fred's
     /// reconnection loop gets through.
     pub async fn open(url: &str, prefix: &str) -> session_store::Result<Self> {
-        // fred's parse errors may quote the URL, which can hold a password.
-        let mut config = Config::from_url(url)
-            .map_err(|_| backend_error("redis", "session.redis.url is not a valid redis:// URL"))?;
-        if !matches!(config.server, ServerConfig::Centralized { .. }) {
+        Self::open_with_ca(url, prefix, None).await
+    }
+
+    /// Like `open`, trusting `ca_file` (PEM) besides the system's roots for
+    /// `rediss://` URLs. A `ca_file` with a plaintext URL is refused: the
+    /// operator meant TLS.
+    pub async fn open_with_ca(
+        url: &str,
+        prefix: &str,
+        ca_file: Option<&Path>,
+    ) -> session_store::Result<Self> {
+        let (mut config, tls) = parse_url(url)?;
+        if tls {
+            config.tls = Some(TlsConfig::from(tls_connector(ca_file)?));
+        } else if ca_file.is_some() {
             return Err(backend_error(
                 "redis",
-                "only a single Redis server (redis:// or rediss://) is supported",
+                "session.redis.ca_file is set but session.redis.url is not a TLS URL (rediss:// or rediss-cluster://): the connection would be plaintext",
             ));
         }
+        let where_ = match &config.server {
+            ServerConfig::Clustered { .. } => "Redis Cluster",
+            ServerConfig::Sentinel { .. } => "Redis (through Sentinel)",
+            _ => "Redis",
+        };
         // Apply the reconnection policy to the first connection too, so a
         // site started before Redis recovers when Redis comes up.
         config.fail_fast = false;
@@ -100,18 +143,74 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2000, 2))
             .build_pool(POOL_SIZE)
             .map_err(|e| backend_error("redis", e))?;
+        let connect_error = Arc::new(Mutex::new(None));
+        for client in pool.clients() {
+            // The listeners end when the pool is dropped (their channel closes).
+            let slot = connect_error.clone();
+            drop(client.on_error(move |(error, _)| {
+                *lock(&slot) = Some(error.to_string());
+                async { Ok(()) }
+            }));
+            let slot = connect_error.clone();
+            drop(client.on_reconnect(move |_| {
+                *lock(&slot) = None;
+                async { Ok(()) }
+            }));
+        }
         // The task runs (and reconnects) for as long as the pool lives.
         drop(pool.connect());
         if tokio::time::timeout(STARTUP_WAIT, pool.wait_for_connect())
             .await
             .map_or(true, |r| r.is_err())
         {
-            tracing::warn!("Redis is not reachable yet; session requests get 503 until it is");
+            match lock(&connect_error).clone() {
+                Some(error) if is_certificate_error(&error) => tracing::error!(
+                    %error,
+                    "the {where_} TLS certificate does not verify against the system's roots and session.redis.ca_file; session requests get 503 until it does"
+                ),
+                Some(error) => tracing::warn!(
+                    %error,
+                    "{where_} is not reachable yet; session requests get 503 until it is"
+                ),
+                None => tracing::warn!(
+                    "{where_} is not reachable yet; session requests get 503 until it is"
+                ),
+            }
         }
         Ok(Self {
             pool,
             prefix: prefix.to_owned(),
+            connect_error,
         })
+    }
+
+    /// Maps a fred error to a store error naming the operation, and the
+    /// last connection error when there is one (fred's messages carry no
+    /// key, so no hash and certainly no id).
+    fn err(&self, what: &'static str) -> impl Fn(FredError) -> session_store::Error + '_ {
+        move |e| match lock(&self.connect_error).as_deref() {
+            Some(cause) if is_certificate_error(cause) => backend_error(
+                &format!("redis {what}"),
+                format!("{e} (the server's TLS certificate does not verify: {cause})"),
+            ),
+            Some(cause) => backend_error(
+                &format!("redis {what}"),
+                format!("{e} (last connection error: {cause})"),
+            ),
+            None => backend_error(&format!("redis {what}"), e),
+        }
+    }
+
+    /// The masters to walk for an admin scan: every primary of a cluster,
+    /// or `None` for a single server (or one behind Sentinel).
+    fn cluster_primaries(&self) -> Option<Vec<fred::types::config::Server>> {
+        let client = self.pool.next();
+        if !client.is_clustered() {
+            return None;
+        }
+        client
+            .cached_cluster_state()
+            .map(|state| state.unique_primary_nodes())
     }
 
     fn key(&self, id: &Id) -> String {
@@ -128,31 +227,53 @@ impl RedisStore {
 
     /// Reads the value and its remaining time to live (ms) in one round trip.
     async fn get_with_pttl(&self, key: &str) -> session_store::Result<Option<(Vec<u8>, i64)>> {
+        // Both commands name the same key, so they reach the same node.
         let pipeline = self.pool.next().pipeline();
-        let _: () = pipeline.get(key).await.map_err(err("load"))?;
-        let _: () = pipeline.pttl(key).await.map_err(err("load"))?;
-        let (value, pttl): (Option<Vec<u8>>, i64) = pipeline.all().await.map_err(err("load"))?;
+        let _: () = pipeline.get(key).await.map_err(self.err("load"))?;
+        let _: () = pipeline.pttl(key).await.map_err(self.err("load"))?;
+        let (value, pttl): (Option<Vec<u8>>, i64) =
+            pipeline.all().await.map_err(self.err("load"))?;
         // PTTL is -2 when the key vanished between the two commands.
         Ok(value.filter(|_| pttl != -2).map(|v| (v, pttl)))
     }
 
     /// Walks this store's record keys with `SCAN` (never `KEYS`, which
-    /// blocks the server); deletes each page when `delete` is set. Returns
-    /// how many keys it found (or deleted).
+    /// blocks the server), on every master of a cluster; deletes each page
+    /// when `delete` is set. Returns how many keys it found (or deleted).
     async fn scan_keys(&self, what: &'static str, delete: bool) -> session_store::Result<u64> {
-        let client = self.pool.next();
+        let mut n = 0;
+        match self.cluster_primaries() {
+            Some(primaries) => {
+                let client = self.pool.next();
+                for server in primaries {
+                    n += self
+                        .scan_node(&client.with_cluster_node(server), what, delete)
+                        .await?;
+                }
+            }
+            None => n += self.scan_node(self.pool.next(), what, delete).await?,
+        }
+        Ok(n)
+    }
+
+    /// The `SCAN` walk of one node.
+    async fn scan_node<C: KeysInterface + Sync>(
+        &self,
+        node: &C,
+        what: &'static str,
+        delete: bool,
+    ) -> session_store::Result<u64> {
         let pattern = format!("{}*", escape_glob(&self.prefix));
         let mut cursor = "0".to_owned();
         let mut n = 0;
         loop {
-            let (next, keys): (String, Vec<String>) = client
+            let (next, keys): (String, Vec<String>) = node
                 .scan_page(cursor, pattern.clone(), Some(SCAN_COUNT), None)
                 .await
-                .map_err(err(what))?;
+                .map_err(self.err(what))?;
             let keys: Vec<String> = keys.into_iter().filter(|k| self.is_record_key(k)).collect();
             if delete && !keys.is_empty() {
-                let deleted: u64 = client.del(keys).await.map_err(err(what))?;
-                n += deleted;
+                n += self.delete_keys(keys, what).await?;
             } else {
                 n += keys.len() as u64;
             }
@@ -162,12 +283,101 @@ impl RedisStore {
             cursor = next;
         }
     }
+
+    /// Deletes keys one `DEL` each, in one pipeline: the keys of one page
+    /// may sit in different hash slots, and a cluster refuses a multi-key
+    /// `DEL` across slots.
+    async fn delete_keys(
+        &self,
+        keys: Vec<String>,
+        what: &'static str,
+    ) -> session_store::Result<u64> {
+        let pipeline = self.pool.next().pipeline();
+        for key in &keys {
+            let _: () = pipeline.del(key).await.map_err(self.err(what))?;
+        }
+        let deleted: Vec<u64> = pipeline.all().await.map_err(self.err(what))?;
+        Ok(deleted.into_iter().sum())
+    }
 }
 
-/// Maps a fred error to a store error naming the operation (fred's messages
-/// carry no key, so no hash and certainly no id).
-fn err(what: &'static str) -> impl Fn(FredError) -> session_store::Error {
-    move |e| backend_error(&format!("redis {what}"), e)
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// rustls reports a certificate it cannot verify as
+/// `InvalidCertificate(UnknownIssuer)` (or "invalid peer certificate: …").
+fn is_certificate_error(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("certificate")
+}
+
+/// Parses a Redis URL; says whether it asks for TLS. fred's parse errors
+/// may quote the URL, which can hold a password: they are not passed on.
+fn parse_url(url: &str) -> session_store::Result<(Config, bool)> {
+    let bad = || {
+        backend_error(
+            "redis",
+            "session.redis.url is not a valid Redis URL (redis://, rediss://, redis-cluster://, rediss-cluster://, redis-sentinel:// or rediss-sentinel://)",
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if !SCHEMES.contains(&scheme) {
+        return Err(bad());
+    }
+    // Parse the plaintext twin of the URL and set TLS up here: fred's own
+    // default TLS setup fails outright when any system certificate is
+    // unreadable, and cannot take an extra CA.
+    let tls = scheme.starts_with("rediss");
+    let plain = format!("{}://{rest}", scheme.replacen("rediss", "redis", 1));
+    let config = Config::from_url(&plain).map_err(|_| bad())?;
+    Ok((config, tls))
+}
+
+/// A rustls connector (ring) trusting the system's roots plus `ca_file`.
+fn tls_connector(ca_file: Option<&Path>) -> session_store::Result<TlsConnector> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+
+    let mut roots = rustls::RootCertStore::empty();
+    let system = rustls_native_certs::load_native_certs();
+    for error in &system.errors {
+        tracing::debug!(%error, "a system root certificate could not be read");
+    }
+    roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca_file {
+        let what = |e: &dyn std::fmt::Display| {
+            backend_error(
+                "redis",
+                format!("session.redis.ca_file {}: {e}", path.display()),
+            )
+        };
+        let pem = std::fs::read(path).map_err(|e| what(&e))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| what(&format!("is not a PEM file of certificates ({e})")))?;
+        if certs.is_empty() {
+            return Err(what(&"holds no PEM certificate"));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| what(&format!("holds a certificate rustls cannot use ({e})")))?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(backend_error(
+            "redis",
+            "no CA to trust for rediss://: the system has no root certificates and session.redis.ca_file is empty",
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| backend_error("redis", e))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(TlsConnector::from(config))
 }
 
 /// Escapes the glob characters of `SCAN MATCH`, so a prefix is taken literally.
@@ -203,7 +413,7 @@ impl SessionStore for RedisStore {
                     false,
                 )
                 .await
-                .map_err(err("create"))?;
+                .map_err(self.err("create"))?;
             if was_set(&reply) {
                 return Ok(());
             }
@@ -244,7 +454,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let _: u64 = self.pool.del(self.key(id)).await.map_err(err("delete"))?;
+        let _: u64 = self
+            .pool
+            .del(self.key(id))
+            .await
+            .map_err(self.err("delete"))?;
         Ok(())
     }
 }
@@ -263,7 +477,7 @@ impl SiteStore for RedisStore {
                 false,
             )
             .await
-            .map_err(err("save"))?;
+            .map_err(self.err("save"))?;
         Ok(if was_set(&reply) {
             WriteOutcome::Written
         } else {
@@ -281,7 +495,7 @@ impl SiteStore for RedisStore {
             .pool
             .pexpire_at(self.key(id), unix_ms(expires_at), None)
             .await
-            .map_err(err("touch"))?;
+            .map_err(self.err("touch"))?;
         Ok(if moved == 1 {
             WriteOutcome::Written
         } else {
@@ -290,7 +504,7 @@ impl SiteStore for RedisStore {
     }
 
     async fn ping(&self) -> session_store::Result<()> {
-        let _: String = self.pool.ping(None).await.map_err(err("ping"))?;
+        let _: String = self.pool.ping(None).await.map_err(self.err("ping"))?;
         Ok(())
     }
 
@@ -318,7 +532,7 @@ impl SiteStore for RedisStore {
             .pool
             .del(format!("{}{key}", self.prefix))
             .await
-            .map_err(err("delete"))?;
+            .map_err(self.err("delete"))?;
         Ok(())
     }
 
@@ -365,7 +579,7 @@ impl SiteStore for RedisStore {
             .pool
             .eval(SWAP_SCRIPT, vec![format!("{}{key}", self.prefix)], args)
             .await
-            .map_err(err("swap"))?;
+            .map_err(self.err("swap"))?;
         Ok(swapped == 1)
     }
 
@@ -404,6 +618,59 @@ impl Inspect for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_say_whether_they_ask_for_tls() {
+        let (config, tls) = parse_url("rediss://:pw@127.0.0.1:6390").unwrap();
+        assert!(tls);
+        assert!(matches!(config.server, ServerConfig::Centralized { .. }));
+        let (config, tls) =
+            parse_url("rediss-cluster://127.0.0.1:7101?node=127.0.0.1:7102").unwrap();
+        assert!(tls);
+        assert!(matches!(config.server, ServerConfig::Clustered { .. }));
+        let (config, tls) = parse_url("redis-cluster://127.0.0.1:7001").unwrap();
+        assert!(!tls);
+        assert!(matches!(config.server, ServerConfig::Clustered { .. }));
+        let (config, _) =
+            parse_url("redis-sentinel://127.0.0.1:26379/0?sentinelServiceName=main").unwrap();
+        assert!(matches!(config.server, ServerConfig::Sentinel { .. }));
+        for bad in [
+            "http://127.0.0.1",
+            "redis+unix:///tmp/r.sock",
+            "127.0.0.1:6379",
+            "redis://user:hunter2@",
+        ] {
+            let error = parse_url(bad).unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_with_a_plaintext_url_is_refused() {
+        let error = RedisStore::open_with_ca(
+            "redis://127.0.0.1:6379",
+            "x:",
+            Some(Path::new("/nonexistent/ca.pem")),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("plaintext"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_ca_file_stops_the_store_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        for path in [dir.path().join("missing.pem"), not_pem] {
+            let error = RedisStore::open_with_ca("rediss://127.0.0.1:1", "x:", Some(&path))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("session.redis.ca_file"), "{error}");
+        }
+    }
 
     #[test]
     fn glob_characters_in_the_prefix_are_escaped() {

@@ -20,6 +20,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 
 use super::keys::CREATED_AT;
+use super::metrics::{SessionMetrics, count};
 use super::policy::{Policy, created_at_of};
 use super::store::{SiteStore, WriteOutcome};
 
@@ -88,6 +89,7 @@ pub struct RequestStore {
     policy: Arc<Policy>,
     /// Server-side stores: the most a session's data may weigh, as JSON.
     max_session_bytes: usize,
+    metrics: Option<Arc<SessionMetrics>>,
     state: Mutex<State>,
 }
 
@@ -97,8 +99,15 @@ impl RequestStore {
             backing,
             policy,
             max_session_bytes,
+            metrics: None,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Counts what this request does to the session into `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<SessionMetrics>>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -146,6 +155,9 @@ impl RequestStore {
                 None => WriteOutcome::Gone,
             },
         };
+        if outcome == WriteOutcome::Written {
+            count(&self.metrics, SessionMetrics::touched);
+        }
         self.state().last_write = Some(match outcome {
             WriteOutcome::Written => LastWrite::Written { expires_at },
             WriteOutcome::Gone => LastWrite::Gone,
@@ -225,6 +237,7 @@ impl SessionStore for RequestStore {
         if let Backing::Server(store) = &self.backing {
             store.create(record).await?;
         }
+        count(&self.metrics, SessionMetrics::created);
         let mut state = self.state();
         state.cookie_value = cookie_value;
         state.last_write = Some(LastWrite::Created {
@@ -242,6 +255,9 @@ impl SessionStore for RequestStore {
             #[cfg(feature = "cookie")]
             Backing::Cookie { .. } => WriteOutcome::Written,
         };
+        if outcome == WriteOutcome::Written {
+            count(&self.metrics, SessionMetrics::saved);
+        }
         let mut state = self.state();
         state.cookie_value = cookie_value;
         state.last_write = Some(match outcome {
@@ -260,6 +276,9 @@ impl SessionStore for RequestStore {
             Backing::Cookie { sent, .. } => sent.clone().filter(|r| r.id == *id),
         };
         let record = record.and_then(|record| self.policy.admit(record));
+        if record.is_some() {
+            count(&self.metrics, SessionMetrics::loaded);
+        }
         let mut state = self.state();
         if state.loaded.is_none() {
             state.loaded = record.as_ref().map(|r| Arc::new(LoadedRecord::of(r)));
@@ -271,6 +290,7 @@ impl SessionStore for RequestStore {
         if let Backing::Server(store) = &self.backing {
             store.delete(id).await?;
         }
+        count(&self.metrics, SessionMetrics::deleted);
         Ok(())
     }
 }

@@ -23,6 +23,9 @@ async fn dump(app: &TestApp, ids: &[String]) -> Vec<(String, Vec<u8>)> {
             .collect(),
         Kind::Sqlite | Kind::Postgres | Kind::Mysql => sql_rows(s.database.url.expose()).await,
         Kind::Redis => redis_dump(s.redis.url.expose(), &s.redis.prefix).await,
+        Kind::RedisCluster | Kind::Rediss | Kind::RedissCluster | Kind::RedisSentinel => {
+            unreachable!("the at-rest checks run on the single plaintext Redis")
+        }
         Kind::Memcached => memcached_dump(&s.memcached.url, &s.memcached.prefix, ids).await,
         Kind::Memory => Vec::new(),
         Kind::Cookie | Kind::CookieSigned => unreachable!("no server state"),

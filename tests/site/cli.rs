@@ -589,3 +589,138 @@ async fn a_cookie_session_written_by_one_process_is_read_by_another() {
         child.wait().unwrap();
     }
 }
+
+#[tokio::test]
+async fn json_logs_are_one_json_object_per_line_without_ids() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_websessions"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("APP_ENV", "test")
+        .env(
+            "APP_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("APP_SESSION__FILE__DIR", dir.path().join("sessions"))
+        .env("APP_SERVER__LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(at) = line.find("listening on http://") {
+                let rest = &line[at + "listening on ".len()..];
+                let end = rest.find(['"', ' ']).unwrap_or(rest.len());
+                let _ = url_tx.send(rest[..end].to_owned());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let base = tokio::task::spawn_blocking(move || {
+        url_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the listening line")
+    })
+    .await
+    .unwrap();
+
+    // A session life: a write, a read, a forged cookie, a malformed one, a 404.
+    let client = reqwest::Client::new();
+    let resp = client
+        .put(format!("{base}/api/session/fruit"))
+        .json(&json!("pear"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let id = cookie.split_once('=').unwrap().1.to_owned();
+    let read = client
+        .get(format!("{base}/api/session/fruit"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), reqwest::StatusCode::OK);
+    let forged = format!("session_id={}", "A".repeat(id.len()));
+    for bad in [forged.as_str(), "session_id=not-an-id"] {
+        client
+            .get(format!("{base}/api/session"))
+            .header("cookie", bad)
+            .send()
+            .await
+            .unwrap();
+    }
+    client.get(format!("{base}/nope")).send().await.unwrap();
+    crate::support::stop_gracefully(child).await;
+
+    let lines = reader.join().unwrap();
+    let err = errors.join().unwrap();
+    let all: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .chain(err.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(all.len() > 5, "the run logged: {all:#?}");
+    let mut answered = 0;
+    for line in &all {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v.is_object() && v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        assert!(v["fields"].is_object(), "{line}");
+        assert!(
+            !line.contains(&id),
+            "a log line carries the session id: {line}"
+        );
+        if v["fields"]["message"] == "answered" {
+            answered += 1;
+            assert!(v["fields"]["status"].is_number(), "{line}");
+            assert!(v["span"]["route"].is_string(), "{line}");
+        }
+    }
+    assert_eq!(answered, 5, "one line per request: {all:#?}");
+    assert!(
+        all.iter().any(|l| l.contains("malformed session cookie")),
+        "the warnings are there, as JSON: {all:#?}"
+    );
+    assert!(
+        all.iter().any(|l| l.contains("websessions stopped")),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn bad_log_format_and_metrics_values_name_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, key) in [
+        ("APP_SERVER__LOG_FORMAT", "server.log_format"),
+        ("APP_SERVER__METRICS", "server.metrics"),
+    ] {
+        let out = websessions(dir.path(), &["config"], &[(var, "xml")]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains(key) && err.contains(var), "{err}");
+    }
+}

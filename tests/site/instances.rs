@@ -100,6 +100,26 @@ async fn redis() {
 }
 
 #[tokio::test]
+async fn redis_cluster() {
+    shared(Kind::RedisCluster).await
+}
+
+#[tokio::test]
+async fn rediss() {
+    shared(Kind::Rediss).await
+}
+
+#[tokio::test]
+async fn rediss_cluster() {
+    shared(Kind::RedissCluster).await
+}
+
+#[tokio::test]
+async fn redis_sentinel() {
+    shared(Kind::RedisSentinel).await
+}
+
+#[tokio::test]
 async fn memcached() {
     shared(Kind::Memcached).await
 }

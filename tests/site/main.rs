@@ -8,4 +8,6 @@ mod accounts;
 mod cli;
 mod file_store;
 mod instances;
+mod metrics;
 mod pages;
+mod redis_ops;

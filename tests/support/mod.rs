@@ -33,6 +33,15 @@ pub enum Kind {
     Mysql,
     /// Redis at `TEST_REDIS_URL`, under a key prefix of its own.
     Redis,
+    /// A Redis Cluster at `TEST_REDIS_CLUSTER_URL` (`redis-cluster://…`).
+    RedisCluster,
+    /// Redis over TLS at `TEST_REDISS_URL`, trusting `TEST_REDISS_CA_FILE`.
+    Rediss,
+    /// A Redis Cluster over TLS at `TEST_REDISS_CLUSTER_URL`, trusting
+    /// `TEST_REDISS_CA_FILE`.
+    RedissCluster,
+    /// Redis behind Sentinel at `TEST_REDIS_SENTINEL_URL`.
+    RedisSentinel,
     /// memcached at `TEST_MEMCACHED_URL`, under a key prefix of its own.
     Memcached,
     /// The cookie backend, encrypted (`private`).
@@ -47,9 +56,25 @@ impl Kind {
             Kind::File => Backend::File,
             Kind::Memory => Backend::Memory,
             Kind::Sqlite | Kind::Postgres | Kind::Mysql => Backend::Database,
-            Kind::Redis => Backend::Redis,
+            Kind::Redis
+            | Kind::RedisCluster
+            | Kind::Rediss
+            | Kind::RedissCluster
+            | Kind::RedisSentinel => Backend::Redis,
             Kind::Memcached => Backend::Memcached,
             Kind::Cookie | Kind::CookieSigned => Backend::Cookie,
+        }
+    }
+
+    /// The variable holding this Redis kind's URL, and whether it is TLS.
+    pub fn redis_env(self) -> Option<(&'static str, bool)> {
+        match self {
+            Kind::Redis => Some(("TEST_REDIS_URL", false)),
+            Kind::RedisCluster => Some(("TEST_REDIS_CLUSTER_URL", false)),
+            Kind::Rediss => Some(("TEST_REDISS_URL", true)),
+            Kind::RedissCluster => Some(("TEST_REDISS_CLUSTER_URL", true)),
+            Kind::RedisSentinel => Some(("TEST_REDIS_SENTINEL_URL", false)),
+            _ => None,
         }
     }
 
@@ -174,9 +199,17 @@ async fn spawn(
             settings.session.database.max_connections = 5;
             isolation.database = Some((server, admin, name));
         }
-        Kind::Redis => {
-            settings.session.redis.url =
-                config::Secret::new(servers::env_url("redis", "TEST_REDIS_URL")?);
+        Kind::Redis
+        | Kind::RedisCluster
+        | Kind::Rediss
+        | Kind::RedissCluster
+        | Kind::RedisSentinel => {
+            let (var, tls) = kind.redis_env().expect("a Redis kind");
+            let name = format!("{kind:?}").to_lowercase();
+            settings.session.redis.url = config::Secret::new(servers::env_url(&name, var)?);
+            if tls {
+                settings.session.redis.ca_file = servers::env_url(&name, "TEST_REDISS_CA_FILE")?;
+            }
             settings.session.redis.prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
         }
         Kind::Memcached => {
