@@ -13,7 +13,7 @@ use crate::sessions::inspect::AtRest;
 use crate::sessions::keys::VISITS;
 use crate::state::AppState;
 use crate::web::format;
-use crate::web::page::{cookie_value, csrf_for_page, layout, with_cookie};
+use crate::web::page::{csrf_for_page, layout, with_cookie};
 use crate::web::site_session::{Flash, SiteSession, validate_readable_key};
 use crate::web::templates::{DataRow, FormEcho, GetPage, RootPage, render};
 
@@ -148,6 +148,7 @@ async fn cookie_at_rest(
 ) -> Result<Option<AtRest>, AppError> {
     use crate::sessions::CookieMode;
     use crate::sessions::cookie::MAX_COOKIE_BYTES;
+    use crate::web::page::cookie_value;
     let Some(mode) = session.info.cookie_mode() else {
         return Ok(None);
     };

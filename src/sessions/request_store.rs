@@ -72,6 +72,17 @@ pub enum Backing {
     },
 }
 
+impl Backing {
+    /// The server-side store, if the record lives in one.
+    fn server(&self) -> Option<&Arc<dyn SiteStore>> {
+        match self {
+            Backing::Server(store) => Some(store),
+            #[cfg(feature = "cookie")]
+            Backing::Cookie { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     loaded: Option<Arc<LoadedRecord>>,
@@ -218,7 +229,7 @@ impl SessionStore for RequestStore {
         }
         self.policy.prepare_save(record);
         let cookie_value = self.check_size(record)?;
-        if let Backing::Server(store) = &self.backing {
+        if let Some(store) = self.backing.server() {
             store.create(record).await?;
         }
         let mut state = self.state();
@@ -264,7 +275,7 @@ impl SessionStore for RequestStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        if let Backing::Server(store) = &self.backing {
+        if let Some(store) = self.backing.server() {
             store.delete(id).await?;
         }
         Ok(())
