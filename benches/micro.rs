@@ -4,7 +4,7 @@
 //! - store load and save (update-only `save_existing`) for memory, file and
 //!   SQLite, with a small record of three keys;
 //! - the cookie backend's encode (record → encrypted cookie, as
-//!   `CookieSizer` computes it on every write) and decode (decrypt + parse);
+//!   the request store computes it on every write) and decode (decrypt + parse);
 //! - the CSRF token: create and verify.
 
 use std::collections::HashMap;

@@ -104,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let loaded = load(&options)?;
+            crate::sessions::NotCompiled::check(loaded.settings.session.backend)?;
             match loaded.settings.session.backend {
                 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
                 Backend::Database => migrate(&loaded.settings.session.database.options()).await,

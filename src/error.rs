@@ -111,7 +111,7 @@ pub fn respond(error: AppError, api: bool, debug: bool) -> Response {
         return (status, Json(json!({ "error": message }))).into_response();
     }
     let page = crate::web::templates::ErrorPage::new(status, message);
-    match crate::web::templates::render(&page) {
+    match askama::Template::render(&page) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, format!("{} {}", status.as_u16(), page.message)).into_response(),
     }

@@ -40,9 +40,11 @@ pub struct Overrides {
 }
 
 /// How to open the configured server-side store; `None` for the cookie
-/// backend, which keeps nothing on the server.
+/// backend, which keeps nothing on the server. A backend left out of this
+/// build is refused here, with the feature that brings it in.
 pub fn store_options(settings: &Settings) -> Result<Option<StoreOptions>, NotCompiled> {
     let s = &settings.session;
+    NotCompiled::check(s.backend)?;
     Ok(Some(match s.backend {
         Backend::File => StoreOptions::File {
             dir: s.file.dir.clone(),
@@ -51,31 +53,21 @@ pub fn store_options(settings: &Settings) -> Result<Option<StoreOptions>, NotCom
         Backend::Memory => StoreOptions::Memory,
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         Backend::Database => StoreOptions::Database(s.database.options()),
-        #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
-        Backend::Database => {
-            return Err(NotCompiled {
-                backend: "database",
-                feature: "sqlite, postgres or mysql",
-            });
-        }
+        #[cfg(feature = "redis")]
         Backend::Redis => StoreOptions::Redis {
             url: s.redis.url.expose().to_owned(),
             prefix: s.redis.prefix.clone(),
             ca_file: s.redis.ca_file().map(std::path::Path::to_path_buf),
         },
+        #[cfg(feature = "memcached")]
         Backend::Memcached => StoreOptions::Memcached {
             url: s.memcached.url.clone(),
             prefix: s.memcached.prefix.clone(),
         },
-        #[cfg(feature = "cookie")]
         Backend::Cookie => return Ok(None),
-        #[cfg(not(feature = "cookie"))]
-        Backend::Cookie => {
-            return Err(NotCompiled {
-                backend: "cookie",
-                feature: "cookie",
-            });
-        }
+        // Refused by the check above.
+        #[allow(unreachable_patterns)]
+        other => unreachable!("{other} is compiled in"),
     }))
 }
 
@@ -168,10 +160,10 @@ impl Application {
                 &previous,
             ))),
             #[cfg(not(feature = "cookie"))]
-            None => anyhow::bail!(NotCompiled {
-                backend: "cookie",
-                feature: "cookie"
-            }),
+            None => {
+                NotCompiled::check(Backend::Cookie)?;
+                unreachable!("the cookie backend is not compiled in")
+            }
         };
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let limits = limits(&settings);

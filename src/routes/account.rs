@@ -3,6 +3,7 @@
 //! The cookie backend keeps no server state, so it cannot list or revoke
 //! sessions; the page says so.
 
+use askama::Template as _;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -15,7 +16,7 @@ use crate::state::AppState;
 use crate::web::format;
 use crate::web::page::{PageForm, check_csrf, csrf_for_page, layout, with_cookie};
 use crate::web::site_session::SiteSession;
-use crate::web::templates::{AccountPage, AccountRow, render};
+use crate::web::templates::{AccountPage, AccountRow};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,7 +65,7 @@ async fn list(
         },
     };
     Ok(with_cookie(
-        ([(header::CACHE_CONTROL, "no-store")], Html(render(&page)?)).into_response(),
+        ([(header::CACHE_CONTROL, "no-store")], Html(page.render()?)).into_response(),
         csrf.set_cookie,
     ))
 }

@@ -1,5 +1,6 @@
 //! `GET /` (the root page) and `GET /session/get` (read with a default).
 
+use askama::Template as _;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -13,9 +14,9 @@ use crate::sessions::inspect::AtRest;
 use crate::sessions::keys::VISITS;
 use crate::state::AppState;
 use crate::web::format;
-use crate::web::page::{cookie_value, csrf_for_page, layout, with_cookie};
+use crate::web::page::{csrf_for_page, layout, with_cookie};
 use crate::web::site_session::{Flash, SiteSession, validate_readable_key};
-use crate::web::templates::{DataRow, FormEcho, GetPage, RootPage, render};
+use crate::web::templates::{DataRow, FormEcho, GetPage, RootPage};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -130,7 +131,7 @@ pub async fn render_root(
         form_error,
         form,
     };
-    let html = render(&page)?;
+    let html = page.render()?;
     Ok(with_cookie(
         (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
         csrf.set_cookie,
@@ -148,6 +149,7 @@ async fn cookie_at_rest(
 ) -> Result<Option<AtRest>, AppError> {
     use crate::sessions::CookieMode;
     use crate::sessions::cookie::MAX_COOKIE_BYTES;
+    use crate::web::page::cookie_value;
     let Some(mode) = session.info.cookie_mode() else {
         return Ok(None);
     };
@@ -231,5 +233,5 @@ async fn get_value(
         fingerprint: session.exists().then(|| session.fingerprint()).flatten(),
         expires_at: session.stored_expiry().map(expiry_parts),
     };
-    Ok(([(header::CACHE_CONTROL, "no-store")], Html(render(&page)?)).into_response())
+    Ok(([(header::CACHE_CONTROL, "no-store")], Html(page.render()?)).into_response())
 }

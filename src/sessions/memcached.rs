@@ -36,7 +36,8 @@ use super::store::{
 
 /// The most session data (the serialized data map) memcached can hold:
 /// 1 MiB (memcached's default item size limit) minus 1 KiB for the item
-/// header, the key and the record's envelope around the data.
+/// header, the key and the record's envelope around the data. Start-up
+/// caps `max_session_bytes` at it.
 pub const MAX_ITEM_BYTES: usize = 1024 * 1024 - 1024;
 /// The encoded value may use part of that 1 KiB (expiry, JSON braces); the
 /// key (at most 250 bytes) and item header still fit in what is left.
@@ -95,12 +96,6 @@ impl MemcachedStore {
             tracing::warn!(%error, "memcached is not reachable yet; session requests get 503 until it is");
         }
         Ok(store)
-    }
-
-    /// The session size limit to enforce with this store: memcached's item
-    /// limit caps the configured `max_session_bytes`.
-    pub fn max_session_bytes(&self, configured: usize) -> usize {
-        configured.min(MAX_ITEM_BYTES)
     }
 
     fn key(&self, id: &Id) -> String {

@@ -101,7 +101,8 @@ pub enum CookieMode {
     Signed,
 }
 
-/// How to open the configured server-side store.
+/// How to open the configured server-side store. A backend whose feature
+/// is off has no variant: [`NotCompiled`] stops start-up before this.
 #[derive(Debug, Clone)]
 pub enum StoreOptions {
     File {
@@ -111,6 +112,7 @@ pub enum StoreOptions {
     Memory,
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     Database(database::DatabaseOptions),
+    #[cfg(feature = "redis")]
     Redis {
         /// May hold a password: never printed.
         url: String,
@@ -118,6 +120,7 @@ pub enum StoreOptions {
         /// A PEM CA to trust for `rediss://` besides the system's roots.
         ca_file: Option<PathBuf>,
     },
+    #[cfg(feature = "memcached")]
     Memcached {
         url: String,
         prefix: String,
@@ -125,13 +128,40 @@ pub enum StoreOptions {
 }
 
 /// A backend named in the configuration but left out of this build.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "session.backend = \"{backend}\" is not compiled into this build: rebuild with `--features {feature}` (or the default features)"
+    "session.backend = \"{backend}\" is not compiled into this build: rebuild with {features} (or with the default features)"
 )]
 pub struct NotCompiled {
-    pub backend: &'static str,
-    pub feature: &'static str,
+    pub backend: Backend,
+    /// How to bring it in, e.g. `` `--features redis` ``.
+    pub features: &'static str,
+}
+
+impl NotCompiled {
+    /// The error for `backend`, or `None` when this build has it.
+    pub fn check(backend: Backend) -> Result<(), NotCompiled> {
+        let features = match backend {
+            Backend::File | Backend::Memory => return Ok(()),
+            Backend::Database
+                if cfg!(any(
+                    feature = "sqlite",
+                    feature = "postgres",
+                    feature = "mysql"
+                )) =>
+            {
+                return Ok(());
+            }
+            Backend::Database => "`--features sqlite`, `--features postgres` or `--features mysql`",
+            Backend::Redis if cfg!(feature = "redis") => return Ok(()),
+            Backend::Redis => "`--features redis`",
+            Backend::Memcached if cfg!(feature = "memcached") => return Ok(()),
+            Backend::Memcached => "`--features memcached`",
+            Backend::Cookie if cfg!(feature = "cookie") => return Ok(()),
+            Backend::Cookie => "`--features cookie`",
+        };
+        Err(NotCompiled { backend, features })
+    }
 }
 
 /// Opens a server-side store.
@@ -168,22 +198,52 @@ pub async fn open_store(options: &StoreOptions) -> anyhow::Result<Arc<dyn SiteSt
                 .await
                 .context("opening the memcached session store")?,
         ),
-        #[allow(unreachable_patterns)]
-        StoreOptions::Redis { .. } => {
-            return Err(NotCompiled {
-                backend: "redis",
-                feature: "redis",
-            }
-            .into());
-        }
-        #[allow(unreachable_patterns)]
-        StoreOptions::Memcached { .. } => {
-            return Err(NotCompiled {
-                backend: "memcached",
-                feature: "memcached",
-            }
-            .into());
-        }
     };
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_left_out_names_the_feature_to_enable() {
+        let err = NotCompiled {
+            backend: Backend::Redis,
+            features: "`--features redis`",
+        };
+        assert_eq!(
+            err.to_string(),
+            "session.backend = \"redis\" is not compiled into this build: rebuild with `--features redis` (or with the default features)"
+        );
+    }
+
+    #[test]
+    fn file_and_memory_are_always_built() {
+        assert_eq!(NotCompiled::check(Backend::File), Ok(()));
+        assert_eq!(NotCompiled::check(Backend::Memory), Ok(()));
+    }
+
+    #[test]
+    fn the_check_follows_the_features() {
+        for (backend, on) in [
+            (Backend::Redis, cfg!(feature = "redis")),
+            (Backend::Memcached, cfg!(feature = "memcached")),
+            (Backend::Cookie, cfg!(feature = "cookie")),
+            (
+                Backend::Database,
+                cfg!(any(
+                    feature = "sqlite",
+                    feature = "postgres",
+                    feature = "mysql"
+                )),
+            ),
+        ] {
+            let result = NotCompiled::check(backend);
+            assert_eq!(result.is_ok(), on, "{backend}: {result:?}");
+            if let Err(err) = result {
+                assert!(err.to_string().contains("--features"), "{err}");
+            }
+        }
+    }
 }

@@ -73,6 +73,17 @@ pub enum Backing {
     },
 }
 
+impl Backing {
+    /// The server-side store, if the record lives in one.
+    fn server(&self) -> Option<&Arc<dyn SiteStore>> {
+        match self {
+            Backing::Server(store) => Some(store),
+            #[cfg(feature = "cookie")]
+            Backing::Cookie { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     loaded: Option<Arc<LoadedRecord>>,
@@ -234,7 +245,7 @@ impl SessionStore for RequestStore {
         record.id = Id::default();
         self.policy.prepare_save(record);
         let cookie_value = self.check_size(record)?;
-        if let Backing::Server(store) = &self.backing {
+        if let Some(store) = self.backing.server() {
             store.create(record).await?;
         }
         count(&self.metrics, SessionMetrics::created);
@@ -287,7 +298,7 @@ impl SessionStore for RequestStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        if let Backing::Server(store) = &self.backing {
+        if let Some(store) = self.backing.server() {
             store.delete(id).await?;
         }
         count(&self.metrics, SessionMetrics::deleted);

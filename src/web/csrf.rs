@@ -19,8 +19,6 @@ pub const NONCE_COOKIE: &str = "csrf";
 /// Its name when cookies are HTTPS-only: a `__Host-` cookie must be
 /// `Secure`, `Path=/` and carry no `Domain`, so no other host can set it.
 pub const SECURE_NONCE_COOKIE: &str = "__Host-csrf";
-/// Name of the hidden form field.
-pub const FIELD: &str = "csrf_token";
 const NONCE_MAX_AGE: time::Duration = time::Duration::hours(2);
 
 #[derive(Clone)]

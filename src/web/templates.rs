@@ -115,7 +115,3 @@ impl ErrorPage {
         }
     }
 }
-
-pub fn render<T: Template>(page: &T) -> Result<String, askama::Error> {
-    page.render()
-}

@@ -13,6 +13,22 @@
 //! - Start-up never waits for a server that is down: the pool connects on
 //!   first use, and the schema work left undone is retried then.
 
+/// Runs the same expression against whichever concrete pool the store has.
+/// The body is compiled once per kind, so it keeps each kind's own types;
+/// a kind whose feature is off has no arm.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            #[cfg(feature = "sqlite")]
+            DbPool::Sqlite($p) => $body,
+            #[cfg(feature = "postgres")]
+            DbPool::Postgres($p) => $body,
+            #[cfg(feature = "mysql")]
+            DbPool::MySql($p) => $body,
+        }
+    };
+}
+
 mod pool;
 mod schema;
 mod sql;
@@ -47,6 +63,13 @@ pub enum DatabaseError {
         "session.database.url: unsupported scheme `{scheme}:` (expected sqlite://, postgres://, postgresql://, mysql:// or mariadb://)"
     )]
     UnsupportedUrl { scheme: String },
+    #[error(
+        "session.database.url: {scheme}:// needs the \"{feature}\" feature, which this build was compiled without (rebuild with `--features {feature}` or the default features)"
+    )]
+    NotCompiled {
+        scheme: String,
+        feature: &'static str,
+    },
     #[error("session.database.url: not a valid {kind} URL: {source}")]
     BadUrl {
         kind: &'static str,
@@ -110,26 +133,17 @@ struct Inner {
     schema_lock: Mutex<()>,
 }
 
-/// Runs the same expression against whichever concrete pool the store has.
-/// The body is compiled once per kind, so it keeps each kind's own types.
-macro_rules! on_pool {
-    ($pool:expr, |$p:ident| $body:expr) => {
-        match $pool {
-            DbPool::Sqlite($p) => $body,
-            DbPool::Postgres($p) => $body,
-            DbPool::MySql($p) => $body,
-        }
-    };
-}
-
 impl DatabaseStore {
     /// Builds the pool and does nothing else: no connection, no schema work.
     /// `websessions migrate` starts here.
     pub fn connect(settings: &DatabaseOptions) -> Result<Self, DatabaseError> {
         let pool = DbPool::connect_lazy(&settings.url, settings.max_connections)?;
         let sql = match pool.kind() {
+            #[cfg(feature = "sqlite")]
             DbKind::Sqlite => &sql::SQLITE,
+            #[cfg(feature = "postgres")]
             DbKind::Postgres => &sql::POSTGRES,
+            #[cfg(feature = "mysql")]
             DbKind::MySql => &sql::MYSQL,
         };
         Ok(Self {
@@ -155,7 +169,7 @@ impl DatabaseStore {
         let store = Self::connect(settings)?;
         let kind = store.kind();
         if let Err(source) = store.select_one().await {
-            if kind == DbKind::Sqlite {
+            if kind.is_file() {
                 return Err(DatabaseError::Unreachable { kind, source });
             }
             tracing::warn!(

@@ -4,8 +4,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+#[cfg(feature = "mysql")]
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -21,35 +24,73 @@ pub const SERVER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// locked". Writers queue behind each other; they should wait, not fail.
 pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The database kinds the store speaks to.
+/// The database kinds the store speaks to: those compiled into this build,
+/// one cargo feature each (`sqlite`, `postgres`, `mysql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbKind {
+    #[cfg(feature = "sqlite")]
     Sqlite,
+    #[cfg(feature = "postgres")]
     Postgres,
+    #[cfg(feature = "mysql")]
     MySql,
 }
 
+/// Each kind of this build, or `None` where its feature is off.
+#[cfg(feature = "sqlite")]
+const SQLITE: Option<DbKind> = Some(DbKind::Sqlite);
+#[cfg(not(feature = "sqlite"))]
+const SQLITE: Option<DbKind> = None;
+#[cfg(feature = "postgres")]
+const POSTGRES: Option<DbKind> = Some(DbKind::Postgres);
+#[cfg(not(feature = "postgres"))]
+const POSTGRES: Option<DbKind> = None;
+#[cfg(feature = "mysql")]
+const MYSQL: Option<DbKind> = Some(DbKind::MySql);
+#[cfg(not(feature = "mysql"))]
+const MYSQL: Option<DbKind> = None;
+
 impl DbKind {
     /// Reads the kind from the URL scheme. The error names the scheme only:
-    /// a URL may carry a password.
+    /// a URL may carry a password. A kind this build leaves out is refused
+    /// with the feature that brings it in.
     pub fn from_url(url: &str) -> Result<Self, DatabaseError> {
         let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
-        match scheme.to_ascii_lowercase().as_str() {
-            "sqlite" => Ok(DbKind::Sqlite),
-            "postgres" | "postgresql" => Ok(DbKind::Postgres),
-            "mysql" | "mariadb" => Ok(DbKind::MySql),
-            _ => Err(DatabaseError::UnsupportedUrl {
-                scheme: scheme.to_owned(),
-            }),
-        }
+        let (kind, feature) = match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => (SQLITE, "sqlite"),
+            "postgres" | "postgresql" => (POSTGRES, "postgres"),
+            "mysql" | "mariadb" => (MYSQL, "mysql"),
+            _ => {
+                return Err(DatabaseError::UnsupportedUrl {
+                    scheme: scheme.to_owned(),
+                });
+            }
+        };
+        kind.ok_or_else(|| DatabaseError::NotCompiled {
+            scheme: scheme.to_owned(),
+            feature,
+        })
     }
 
     /// For people: "SQLite", "PostgreSQL", "MariaDB/MySQL".
     pub fn label(self) -> &'static str {
         match self {
+            #[cfg(feature = "sqlite")]
             DbKind::Sqlite => "SQLite",
+            #[cfg(feature = "postgres")]
             DbKind::Postgres => "PostgreSQL",
+            #[cfg(feature = "mysql")]
             DbKind::MySql => "MariaDB/MySQL",
+        }
+    }
+
+    /// A local file (SQLite) rather than a server.
+    pub fn is_file(self) -> bool {
+        match self {
+            #[cfg(feature = "sqlite")]
+            DbKind::Sqlite => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
         }
     }
 }
@@ -63,16 +104,22 @@ impl fmt::Display for DbKind {
 /// A pool of the concrete kind, so each kind keeps its own types and SQL.
 #[derive(Debug, Clone)]
 pub enum DbPool {
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    #[cfg(feature = "mysql")]
     MySql(MySqlPool),
 }
 
 impl DbPool {
     pub fn kind(&self) -> DbKind {
         match self {
+            #[cfg(feature = "sqlite")]
             DbPool::Sqlite(_) => DbKind::Sqlite,
+            #[cfg(feature = "postgres")]
             DbPool::Postgres(_) => DbKind::Postgres,
+            #[cfg(feature = "mysql")]
             DbPool::MySql(_) => DbKind::MySql,
         }
     }
@@ -88,6 +135,7 @@ impl DbPool {
             source,
         };
         Ok(match DbKind::from_url(url)? {
+            #[cfg(feature = "sqlite")]
             DbKind::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)
                     .map_err(bad_url)?
@@ -105,6 +153,7 @@ impl DbPool {
                         .connect_lazy_with(options),
                 )
             }
+            #[cfg(feature = "postgres")]
             DbKind::Postgres => {
                 let options = PgConnectOptions::from_str(url).map_err(bad_url)?;
                 DbPool::Postgres(
@@ -114,6 +163,7 @@ impl DbPool {
                         .connect_lazy_with(options),
                 )
             }
+            #[cfg(feature = "mysql")]
             DbKind::MySql => {
                 let options = MySqlConnectOptions::from_str(url).map_err(bad_url)?;
                 DbPool::MySql(
@@ -128,15 +178,12 @@ impl DbPool {
 
     /// Closes every connection (waits for those in use to come back).
     pub async fn close(&self) {
-        match self {
-            DbPool::Sqlite(p) => p.close().await,
-            DbPool::Postgres(p) => p.close().await,
-            DbPool::MySql(p) => p.close().await,
-        }
+        on_pool!(self, |p| p.close().await)
     }
 }
 
 /// `create_if_missing` creates the file, not its folder.
+#[cfg(feature = "sqlite")]
 fn create_parent_folder(options: &SqliteConnectOptions) -> Result<(), DatabaseError> {
     let file = options.get_filename();
     if file.as_os_str() == ":memory:" {
@@ -157,6 +204,7 @@ fn create_parent_folder(options: &SqliteConnectOptions) -> Result<(), DatabaseEr
 mod tests {
     use super::*;
 
+    #[cfg(all(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     #[test]
     fn kind_comes_from_the_scheme() {
         assert_eq!(
@@ -183,6 +231,27 @@ mod tests {
         let err = DbKind::from_url("redis://user:hunter2@host/0").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("redis"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn a_kind_left_out_of_the_build_names_its_feature() {
+        let err = DatabaseError::NotCompiled {
+            scheme: "sqlite".into(),
+            feature: "sqlite",
+        };
+        assert_eq!(
+            err.to_string(),
+            "session.database.url: sqlite:// needs the \"sqlite\" feature, which this build was compiled without (rebuild with `--features sqlite` or the default features)"
+        );
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn a_postgres_url_without_the_feature_is_refused() {
+        let err = DbKind::from_url("postgres://user:hunter2@host/db").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("\"postgres\" feature"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
     }
 }

@@ -6,14 +6,20 @@ use sqlx::migrate::Migrator;
 use super::pool::{DbKind, DbPool};
 use super::sql::Sql;
 
+#[cfg(feature = "sqlite")]
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
+#[cfg(feature = "postgres")]
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
+#[cfg(feature = "mysql")]
 static MYSQL: Migrator = sqlx::migrate!("migrations/mysql");
 
 pub(super) fn migrator(kind: DbKind) -> &'static Migrator {
     match kind {
+        #[cfg(feature = "sqlite")]
         DbKind::Sqlite => &SQLITE,
+        #[cfg(feature = "postgres")]
         DbKind::Postgres => &POSTGRES,
+        #[cfg(feature = "mysql")]
         DbKind::MySql => &MYSQL,
     }
 }
@@ -80,43 +86,15 @@ pub(super) async fn status(pool: &DbPool, sql: &Sql) -> Result<SchemaStatus, sql
 /// Versions applied successfully; empty when sqlx's table does not exist yet
 /// (reading it must not create it: that is `migrate`'s job).
 async fn applied_versions(pool: &DbPool, sql: &Sql) -> Result<Vec<i64>, sqlx::Error> {
-    let exists: i64 = match pool {
-        DbPool::Sqlite(p) => {
-            sqlx::query_scalar(sql.migrations_table_exists)
-                .fetch_one(p)
-                .await?
-        }
-        DbPool::Postgres(p) => {
-            sqlx::query_scalar(sql.migrations_table_exists)
-                .fetch_one(p)
-                .await?
-        }
-        DbPool::MySql(p) => {
-            sqlx::query_scalar(sql.migrations_table_exists)
-                .fetch_one(p)
-                .await?
-        }
-    };
+    let exists: i64 = on_pool!(pool, |p| sqlx::query_scalar(sql.migrations_table_exists)
+        .fetch_one(p)
+        .await)?;
     if exists == 0 {
         return Ok(Vec::new());
     }
-    match pool {
-        DbPool::Sqlite(p) => {
-            sqlx::query_scalar(sql.applied_migrations)
-                .fetch_all(p)
-                .await
-        }
-        DbPool::Postgres(p) => {
-            sqlx::query_scalar(sql.applied_migrations)
-                .fetch_all(p)
-                .await
-        }
-        DbPool::MySql(p) => {
-            sqlx::query_scalar(sql.applied_migrations)
-                .fetch_all(p)
-                .await
-        }
-    }
+    on_pool!(pool, |p| sqlx::query_scalar(sql.applied_migrations)
+        .fetch_all(p)
+        .await)
 }
 
 /// Applies what is pending. sqlx takes a database lock (PostgreSQL, MySQL)
@@ -125,11 +103,7 @@ pub(super) async fn run(pool: &DbPool, sql: &Sql) -> Result<MigrationReport, sql
     let kind = pool.kind();
     let before = pending(pool, sql).await?;
     let migrator = migrator(kind);
-    match pool {
-        DbPool::Sqlite(p) => migrator.run(p).await?,
-        DbPool::Postgres(p) => migrator.run(p).await?,
-        DbPool::MySql(p) => migrator.run(p).await?,
-    }
+    on_pool!(pool, |p| migrator.run(p).await)?;
     // Report what was pending before and is applied now (whichever instance
     // applied it: sqlx's lock makes the others wait, then find nothing to do).
     let still = pending(pool, sql).await?;

@@ -43,6 +43,7 @@ pub(super) struct Sql {
     pub columns: &'static str,
 }
 
+#[cfg(feature = "sqlite")]
 pub(super) const SQLITE: Sql = Sql {
     insert: "INSERT INTO sessions (id_hash, data, expires_at) VALUES (?, ?, ?)",
     delete_expired_key: "DELETE FROM sessions WHERE id_hash = ? AND expires_at <= ?",
@@ -68,6 +69,7 @@ pub(super) const SQLITE: Sql = Sql {
 // `TIMESTAMPTZ 'epoch' + $n * INTERVAL '1 millisecond'`, exact for any
 // realistic date; reading back goes through EXTRACT(EPOCH …), a numeric.
 // Comparisons keep the column bare, so the expiry index is used.
+#[cfg(feature = "postgres")]
 pub(super) const POSTGRES: Sql = Sql {
     insert: "INSERT INTO sessions (id_hash, data, expires_at) \
         VALUES ($1, $2, TIMESTAMPTZ 'epoch' + $3 * INTERVAL '1 millisecond')",
@@ -101,6 +103,7 @@ pub(super) const POSTGRES: Sql = Sql {
     columns: "data BYTEA (JSON), expires_at TIMESTAMPTZ",
 };
 
+#[cfg(feature = "mysql")]
 pub(super) const MYSQL: Sql = Sql {
     insert: "INSERT INTO sessions (id_hash, data, expires_at) VALUES (?, ?, ?)",
     delete_expired_key: "DELETE FROM sessions WHERE id_hash = ? AND expires_at <= ?",
