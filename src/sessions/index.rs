@@ -26,7 +26,6 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tower_sessions::session_store;
 
-use super::keys::USER;
 use super::policy::{Policy, from_unix_ms, unix_ms};
 use super::store::SiteStore;
 
@@ -68,9 +67,10 @@ struct Index {
     sessions: BTreeMap<String, Entry>,
 }
 
-/// The user a session's data says is signed in.
-pub fn signed_in_user(data: &HashMap<String, Value>) -> Option<&str> {
-    data.get(USER)?.get("name")?.as_str()
+/// The user a session's `_user` value names: a signed-in session is one
+/// whose `_user` is an object with a string `name`.
+pub fn user_name(user: &Value) -> Option<&str> {
+    user.get("name")?.as_str()
 }
 
 /// Who a signed-in session is, as the index knows it.

@@ -32,7 +32,7 @@ use tower_sessions::session::{Expiry, Id};
 
 use super::Backend;
 use super::error::SessionError;
-use super::index::{Member, UserIndex, signed_in_user};
+use super::index::{Member, UserIndex, user_name};
 use super::info::SessionInfo;
 use super::keys::CREATED_AT;
 use super::metrics::{SessionMetrics, count};
@@ -214,7 +214,9 @@ where
     let user_agent = req.headers().get(header::USER_AGENT).cloned();
 
     // 1. identify
-    let incoming = identify(&engine, req.headers());
+    let value = cookie_value(req.headers(), &engine.policy.cookie.name);
+    let had_cookie = value.is_some();
+    let incoming = identify(&engine, value);
     let (id, backing) = match incoming {
         Incoming::Server { id, store } => (id, Backing::Server(store)),
         #[cfg(feature = "cookie")]
@@ -226,7 +228,6 @@ where
             },
         ),
     };
-    let had_cookie = cookie_value(req.headers(), &engine.policy.cookie.name).is_some();
     let store = Arc::new(
         RequestStore::new(backing, engine.policy.clone(), engine.max_session_bytes)
             .with_metrics(engine.metrics.clone()),
@@ -333,8 +334,7 @@ enum Incoming {
     },
 }
 
-fn identify(engine: &Engine, headers: &HeaderMap) -> Incoming {
-    let value = cookie_value(headers, &engine.policy.cookie.name);
+fn identify(engine: &Engine, value: Option<String>) -> Incoming {
     match &engine.storage {
         Storage::Server(store) => Incoming::Server {
             id: value.and_then(|value| match value.parse::<Id>() {
@@ -376,32 +376,27 @@ async fn signed_in_at_start(
     let (Some(index), Some(id)) = (&engine.index, session.id()) else {
         return Ok(None);
     };
-    let Some(user) = session.get_value(super::keys::USER).await? else {
+    let Some(user) = current_user(session).await? else {
         return Ok(None);
     };
-    let data = std::collections::HashMap::from([(super::keys::USER.to_owned(), user)]);
-    let Some(user) = signed_in_user(&data) else {
-        return Ok(None);
-    };
-    let fingerprint = fingerprint(&id);
-    let key = storage_key(&id);
-    let created_at = session
-        .get_value(CREATED_AT)
-        .await?
-        .and_then(|v| v.as_i64())
-        .map(super::policy::from_unix_ms);
-    let member = Member {
-        user,
-        fingerprint: &fingerprint,
-        key: &key,
-        created_at,
-    };
-    let present = index.check(&member).await?;
+    let (fingerprint, key) = (fingerprint(&id), storage_key(&id));
+    let member = member_of(session, &user, &fingerprint, &key).await?;
+    let revoked = !index.check(&member).await?;
     Ok(Some(SignedIn {
-        user: user.to_owned(),
-        fingerprint: fingerprint.clone(),
-        revoked: !present,
+        user,
+        fingerprint,
+        revoked,
     }))
+}
+
+/// The user this session's data says is signed in.
+async fn current_user(session: &Session) -> Result<Option<String>, SessionError> {
+    Ok(session
+        .get_value(super::keys::USER)
+        .await?
+        .as_ref()
+        .and_then(user_name)
+        .map(str::to_owned))
 }
 
 /// Saves a modified session, or touches an unchanged one that is due.
@@ -449,38 +444,27 @@ async fn follow_in_index(
         .id()
         .filter(|_| stored || store.last_write().is_none());
     let now_user = match now_id {
-        Some(_) => session
-            .get_value(super::keys::USER)
-            .await?
-            .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_owned)),
+        Some(_) => current_user(session).await?,
         None => None,
     };
     if before.is_none() && now_user.is_none() {
         return Ok(true);
     }
-    let now_fp = now_id.map(|id| fingerprint(&id));
-    match (before, now_id, now_user.as_deref()) {
+    let now = now_id.map(|id| (fingerprint(&id), storage_key(&id)));
+    match (before, &now, now_user.as_deref()) {
         // Unchanged: the check at the start already refreshed it.
-        (Some(b), Some(_), Some(user))
-            if b.user == user && now_fp.as_deref() == Some(&b.fingerprint) =>
-        {
-            Ok(true)
-        }
+        (Some(b), Some((fp, _)), Some(user)) if b.user == user && *fp == b.fingerprint => Ok(true),
         // Same user, new id: the entry follows the session.
-        (Some(b), Some(id), Some(user)) if b.user == user => {
-            let key = storage_key(&id);
-            let fp = fingerprint(&id);
-            let member = member_of(session, user, &fp, &key).await?;
+        (Some(b), Some((fp, key)), Some(user)) if b.user == user => {
+            let member = member_of(session, user, fp, key).await?;
             Ok(index.moved(&b.fingerprint, &member).await?)
         }
-        (before, now_id, now_user) => {
+        (before, now, now_user) => {
             if let Some(b) = before {
                 index.remove(&b.user, &b.fingerprint).await?;
             }
-            if let (Some(id), Some(user)) = (now_id, now_user) {
-                let key = storage_key(&id);
-                let fp = fingerprint(&id);
-                let member = member_of(session, user, &fp, &key).await?;
+            if let (Some((fp, key)), Some(user)) = (now, now_user) {
+                let member = member_of(session, user, fp, key).await?;
                 index.add(&member, user_agent).await?;
             }
             Ok(true)
