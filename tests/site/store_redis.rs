@@ -2,8 +2,6 @@
 //! `SiteStore` trait. Set `TEST_REDIS_URL` (e.g. redis://127.0.0.1:6379) to
 //! run them; each test uses its own key prefix and ends by clearing it.
 
-mod forwarder;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -18,7 +16,7 @@ use websessions::sessions::store::{
     Capability, Inspect, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
 };
 
-use forwarder::Forwarder;
+use crate::forwarder::Forwarder;
 
 fn redis_url() -> Option<String> {
     match std::env::var("TEST_REDIS_URL") {

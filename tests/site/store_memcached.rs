@@ -4,8 +4,6 @@
 //! so each test remembers every id it created, deletes them at the end and
 //! proves each one loads as absent.
 
-mod forwarder;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,7 +18,7 @@ use websessions::sessions::store::{
     Capability, Inspect, SiteStore, WriteOutcome, from_unix_ms, storage_key, unix_ms,
 };
 
-use forwarder::Forwarder;
+use crate::forwarder::Forwarder;
 
 fn memcached_url() -> Option<String> {
     match std::env::var("TEST_MEMCACHED_URL") {
