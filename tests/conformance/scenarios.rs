@@ -10,7 +10,7 @@ use websessions::sessions::policy::ManualClock;
 
 use crate::support::{Kind, max_age, set_cookies, spawn_app, spawn_app_with, spawn_app_with_clock};
 
-const COOKIE: &str = "session_id";
+use crate::support::COOKIE;
 
 pub async fn new_visitor_gets_no_session(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
@@ -30,7 +30,7 @@ pub async fn new_visitor_gets_no_session(kind: Kind) {
             "{path}"
         );
         assert!(
-            set_cookies(resp.headers(), COOKIE).is_empty(),
+            set_cookies(resp.headers(), &COOKIE).is_empty(),
             "{path} set a session cookie"
         );
     }
@@ -51,7 +51,7 @@ pub async fn create_read_update(kind: Kind) {
     let resp = me.put_json("/api/session/color", &json!("blue")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
-        set_cookies(resp.headers(), COOKIE).len(),
+        set_cookies(resp.headers(), &COOKIE).len(),
         1,
         "first write sets the cookie"
     );
@@ -85,7 +85,7 @@ pub async fn cookie_attributes(kind: Kind) {
     };
     let me = app.me();
     let resp = me.put_json("/api/session/a", &json!(1)).await;
-    let cookies = set_cookies(resp.headers(), COOKIE);
+    let cookies = set_cookies(resp.headers(), &COOKIE);
     let cookie = cookies.first().expect("a session cookie");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
@@ -100,7 +100,7 @@ pub async fn cookie_attributes(kind: Kind) {
         (idle - 2..=idle).contains(&age),
         "Max-Age {age} vs idle {idle}"
     );
-    let value = me.session_cookie(COOKIE).expect("cookie in jar");
+    let value = me.session_cookie(&COOKIE).expect("cookie in jar");
     if kind.server_side() {
         assert_eq!(value.len(), 22, "128 random bits, base64url");
     } else {
@@ -139,7 +139,7 @@ pub async fn explicit_save(kind: Kind) {
     let resp = me.post("/api/session/save").await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert!(
-        set_cookies(resp.headers(), COOKIE).is_empty(),
+        set_cookies(resp.headers(), &COOKIE).is_empty(),
         "no session: no cookie"
     );
     app.assert_stored(0).await;
@@ -147,7 +147,7 @@ pub async fn explicit_save(kind: Kind) {
     let resp = me.post("/api/session/save").await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        set_cookies(resp.headers(), COOKIE).len(),
+        set_cookies(resp.headers(), &COOKIE).len(),
         1,
         "a save re-sends the cookie"
     );
@@ -161,15 +161,15 @@ pub async fn delete_session(kind: Kind) {
     };
     let me = app.me();
     me.set("a", json!(1)).await;
-    let old = me.session_cookie(COOKIE).expect("cookie");
+    let old = me.session_cookie(&COOKIE).expect("cookie");
     let resp = me.delete("/api/session").await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let removal = set_cookies(resp.headers(), COOKIE);
+    let removal = set_cookies(resp.headers(), &COOKIE);
     assert_eq!(removal.len(), 1, "the cookie is removed");
     assert_eq!(max_age(removal[0]), Some(0));
-    assert_eq!(me.session_cookie(COOKIE), None);
+    assert_eq!(me.session_cookie(&COOKIE), None);
     app.assert_stored(0).await;
-    me.set_cookie(COOKIE, &old);
+    me.set_cookie(&COOKIE, &old);
     let body = me.session().await;
     if kind.server_side() {
         assert_eq!(body["new"], json!(true), "the old cookie names nothing");
@@ -193,7 +193,7 @@ pub async fn cycle_keeps_data_and_kills_old_id(kind: Kind) {
     let me = app.me();
     me.set("a", json!("kept")).await;
     let before = me.session().await["fingerprint"].clone();
-    let old = me.session_cookie(COOKIE).expect("cookie");
+    let old = me.session_cookie(&COOKIE).expect("cookie");
     let resp = me.post("/api/session/cycle").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let new_fp = resp.json::<Value>().await.unwrap()["fingerprint"].clone();
@@ -202,11 +202,11 @@ pub async fn cycle_keeps_data_and_kills_old_id(kind: Kind) {
     let body = me.session().await;
     assert_eq!(body["fingerprint"], new_fp);
     assert_eq!(body["data"], json!({"a": "kept"}));
-    assert_ne!(me.session_cookie(COOKIE).unwrap(), old);
+    assert_ne!(me.session_cookie(&COOKIE).unwrap(), old);
     app.assert_stored(1).await;
 
     let attacker = app.visitor();
-    attacker.set_cookie(COOKIE, &old);
+    attacker.set_cookie(&COOKIE, &old);
     let replayed = attacker.session().await;
     if kind.server_side() {
         assert_eq!(replayed["new"], json!(true), "the old id is dead");
@@ -224,7 +224,7 @@ pub async fn cycle_keeps_data_and_kills_old_id(kind: Kind) {
         resp.json::<Value>().await.unwrap(),
         json!({"fingerprint": null})
     );
-    assert_eq!(nobody.session_cookie(COOKIE), None);
+    assert_eq!(nobody.session_cookie(&COOKIE), None);
     app.finish().await;
 }
 
@@ -312,7 +312,7 @@ pub async fn extend_on_every_request(kind: Kind) {
     tokio::time::sleep(Duration::from_millis(wait)).await;
     let resp = me.get("/api/session/a").await;
     assert_eq!(
-        set_cookies(resp.headers(), COOKIE).len(),
+        set_cookies(resp.headers(), &COOKIE).len(),
         1,
         "a touch re-sends the cookie"
     );
@@ -339,7 +339,7 @@ pub async fn extend_off_only_writes_extend(kind: Kind) {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let resp = me.get("/api/session/a").await;
     assert!(
-        set_cookies(resp.headers(), COOKIE).is_empty(),
+        set_cookies(resp.headers(), &COOKIE).is_empty(),
         "no touch, no cookie"
     );
     assert_eq!(expires_at(&me).await, first, "a read did not extend");
@@ -360,7 +360,7 @@ pub async fn touch_interval_throttles(kind: Kind) {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let resp = me.get("/api/session/a").await;
     assert!(
-        set_cookies(resp.headers(), COOKIE).is_empty(),
+        set_cookies(resp.headers(), &COOKIE).is_empty(),
         "within touch_interval: no touch"
     );
     assert_eq!(expires_at(&me).await, first);
@@ -385,7 +385,7 @@ pub async fn steady_reads_touch_about_once_per_interval(kind: Kind) {
         let resp = me.get("/api/session/a").await;
         assert_eq!(resp.status(), StatusCode::OK);
         reads += 1;
-        touches += usize::from(!set_cookies(resp.headers(), COOKIE).is_empty());
+        touches += usize::from(!set_cookies(resp.headers(), &COOKIE).is_empty());
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // 3 s at one touch per second, plus one for a boundary.
@@ -406,7 +406,7 @@ pub async fn expiry_route_never_extends(kind: Kind) {
     let first = expires_at(&me).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let resp = me.get("/api/session/expiry").await;
-    assert!(set_cookies(resp.headers(), COOKIE).is_empty());
+    assert!(set_cookies(resp.headers(), &COOKIE).is_empty());
     let body = resp.json::<Value>().await.unwrap();
     assert_eq!(
         body["expires_at"].as_str(),
@@ -427,7 +427,7 @@ pub async fn purge_expired(kind: Kind) {
     for i in 0..3 {
         let v = app.visitor();
         v.set("i", json!(i)).await;
-        old_cookies.push(v.session_cookie(COOKIE).unwrap());
+        old_cookies.push(v.session_cookie(&COOKIE).unwrap());
     }
     tokio::time::sleep(Duration::from_millis(2300)).await;
     let live = app.visitor();
@@ -437,7 +437,7 @@ pub async fn purge_expired(kind: Kind) {
             // Nothing to purge on the server: an expired cookie replayed is
             // refused by the expiry it carries.
             let replay = app.visitor();
-            replay.set_cookie(COOKIE, &old_cookies[0]);
+            replay.set_cookie(&COOKIE, &old_cookies[0]);
             assert_eq!(replay.session().await["new"], json!(true));
         }
         Kind::Redis
@@ -559,7 +559,7 @@ pub async fn bad_cookies_give_a_fresh_session(kind: Kind) {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let fresh = set_cookies(resp.headers(), COOKIE);
+        let fresh = set_cookies(resp.headers(), &COOKIE);
         assert_eq!(fresh.len(), 1);
         assert!(
             !fresh[0].starts_with(&format!("{COOKIE}={value};")),
@@ -570,7 +570,10 @@ pub async fn bad_cookies_give_a_fresh_session(kind: Kind) {
         .visitor()
         .client
         .get(app.url("/api/session"))
-        .header("cookie", b"session_id=\xff\xfe".as_slice())
+        .header(
+            "cookie",
+            [format!("{COOKIE}=").as_bytes(), b"\xff\xfe"].concat(),
+        )
         .send()
         .await
         .unwrap();
@@ -585,9 +588,9 @@ pub async fn no_resurrection_after_delete(kind: Kind) {
     };
     let me = app.me();
     me.set("a", json!(1)).await;
-    let old = me.session_cookie(COOKIE).unwrap();
+    let old = me.session_cookie(&COOKIE).unwrap();
     let copy = app.visitor();
-    copy.set_cookie(COOKIE, &old);
+    copy.set_cookie(&COOKIE, &old);
     assert_eq!(
         copy.value("a").await,
         Some(json!(1)),
@@ -601,10 +604,10 @@ pub async fn no_resurrection_after_delete(kind: Kind) {
     // deleted one must not come back.
     let resp = copy.put_json("/api/session/b", &json!(2)).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let new_cookie = copy.session_cookie(COOKIE).unwrap();
+    let new_cookie = copy.session_cookie(&COOKIE).unwrap();
     assert_ne!(new_cookie, old);
     let replay = app.visitor();
-    replay.set_cookie(COOKIE, &old);
+    replay.set_cookie(&COOKIE, &old);
     if kind.server_side() {
         assert_eq!(
             copy.session().await["data"],
@@ -695,7 +698,7 @@ async fn cookie_size_limit(kind: Kind) {
     };
     let me = app.me();
     me.set("a", json!("x".repeat(1500))).await;
-    let before = me.session_cookie(COOKIE).unwrap();
+    let before = me.session_cookie(&COOKIE).unwrap();
     let resp = me
         .put_json("/api/session/b", &json!("y".repeat(2500)))
         .await;
@@ -709,14 +712,14 @@ async fn cookie_size_limit(kind: Kind) {
         .unwrap()
         .to_owned();
     assert!(error.contains("4096"), "{error}");
-    assert_eq!(me.session_cookie(COOKIE).unwrap(), before);
+    assert_eq!(me.session_cookie(&COOKIE).unwrap(), before);
     assert_eq!(me.session().await["data"], json!({"a": "x".repeat(1500)}));
     // Just under the limit is accepted, and the cookie really fits.
     let mut n = 2400;
     loop {
         let resp = me.put_json("/api/session/b", &json!("y".repeat(n))).await;
         if resp.status() == StatusCode::OK {
-            let cookie = set_cookies(resp.headers(), COOKIE)[0]
+            let cookie = set_cookies(resp.headers(), &COOKIE)[0]
                 .split(';')
                 .next()
                 .unwrap()
@@ -933,9 +936,9 @@ pub async fn saves_and_writes_do_not_outlive_the_absolute_timeout(kind: Kind) {
         assert_eq!(write.status(), StatusCode::OK);
         if second < 4 {
             // No cookie promises more than the cap leaves.
-            for cookie in set_cookies(save.headers(), COOKIE)
+            for cookie in set_cookies(save.headers(), &COOKIE)
                 .into_iter()
-                .chain(set_cookies(write.headers(), COOKIE))
+                .chain(set_cookies(write.headers(), &COOKIE))
             {
                 let age = max_age(cookie).expect("Max-Age");
                 assert!(
@@ -957,7 +960,7 @@ pub async fn a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it(kind:
     };
     let me = app.me();
     me.set("a", json!("kept")).await;
-    let value = me.session_cookie(COOKIE).expect("a session cookie");
+    let value = me.session_cookie(&COOKIE).expect("a session cookie");
     let stranger = app.visitor();
     for header in [
         format!("theme=caf\u{e9}; {COOKIE}={value}; lang=\u{65e5}\u{672c}"),
@@ -985,7 +988,7 @@ pub async fn a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it(kind:
         assert_eq!(resp.status(), StatusCode::OK);
         if kind.server_side() {
             assert!(
-                set_cookies(resp.headers(), COOKIE)
+                set_cookies(resp.headers(), &COOKIE)
                     .iter()
                     .all(|c| c.starts_with(&format!("{COOKIE}={value};"))),
                 "the write went to the same session, not a new one"

@@ -205,7 +205,7 @@ pub async fn ids_hashed_at_rest(kind: Kind) {
     for i in 0..4 {
         let v = app.visitor();
         v.set("i", json!(i)).await;
-        every.push(v.session_cookie(COOKIE).unwrap());
+        every.push(v.session_cookie(&COOKIE).unwrap());
         match i {
             1 => {
                 assert!(v.post("/api/session/cycle").await.status().is_success());
@@ -222,7 +222,7 @@ pub async fn ids_hashed_at_rest(kind: Kind) {
             }
             _ => {}
         }
-        let now = v.session_cookie(COOKIE).unwrap();
+        let now = v.session_cookie(&COOKIE).unwrap();
         every.push(now.clone());
         live.push(now);
     }

@@ -55,7 +55,7 @@ async fn wait_ready(base: &str, child: &mut Child) {
 }
 
 fn cookie_from(resp: &reqwest::Response) -> Option<String> {
-    crate::common::set_cookie_value(resp, COOKIE).filter(|v| !v.is_empty())
+    crate::common::set_cookie_value(resp, &COOKIE).filter(|v| !v.is_empty())
 }
 
 /// Several visitors PUT continuously; the server is SIGKILLed mid-storm and
@@ -348,7 +348,7 @@ async fn log_a_whole_session_life(env: Vec<(&'static str, String)>) {
         .await,
         StatusCode::FORBIDDEN
     );
-    let old = r.jar.get(COOKIE).cloned().unwrap();
+    let old = r.jar.get(&*COOKIE).cloned().unwrap();
     let token = r.token().await;
     assert_eq!(
         r.form("/logout", &[("csrf_token", &token)]).await,
@@ -361,12 +361,12 @@ async fn log_a_whole_session_life(env: Vec<(&'static str, String)>) {
         "garbage-cookie-value-0123456789".to_owned(),
     ] {
         r.secrets.push(bad.clone());
-        r.jar.insert(COOKIE.into(), bad);
+        r.jar.insert(COOKIE.to_string(), bad);
         let req = r.client.get(r.url("/api/session"));
         r.send(req).await;
     }
     // A new session, then delete it (the form, then the API).
-    r.jar.remove(COOKIE);
+    r.jar.remove(&*COOKIE);
     let req = r.client.put(r.url("/api/session/c")).json(&json!(3));
     r.send(req).await;
     let token = r.token().await;

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, Visitor};
 
-pub const COOKIE: &str = "session_id";
+pub use crate::support::COOKIE;
 
 /// A visitor with data of its own, to prove after every hostile request
 /// that nobody else's request reached it.
@@ -88,7 +88,7 @@ pub fn id_of(cookie: &str) -> tower_sessions::session::Id {
 
 /// The stored record of a visitor, read from the store directly.
 pub async fn stored(app: &TestApp, v: &Visitor) -> Option<tower_sessions::session::Record> {
-    let cookie = v.session_cookie(COOKIE)?;
+    let cookie = v.session_cookie(&COOKIE)?;
     app.store().load(&id_of(&cookie)).await.expect("load")
 }
 

@@ -234,7 +234,7 @@ pub async fn slow_touch_keeps_a_concurrent_write(kind: Kind) {
         // (memcached keeps whole seconds).
         let wait = if kind == Kind::Memcached { 1100 } else { 20 };
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        let cookie = me.session_cookie(COOKIE).unwrap();
+        let cookie = me.session_cookie(&COOKIE).unwrap();
         let slow = in_flight(&app, "/test/slow-read", &cookie, &started).await;
         let key = format!("written{round}");
         me.set(&key, json!("meanwhile")).await;
@@ -260,7 +260,7 @@ pub async fn slow_touch_keeps_a_concurrent_write(kind: Kind) {
 }
 
 fn set_cookies_of(resp: &reqwest::Response) -> usize {
-    crate::support::set_cookies(resp.headers(), COOKIE).len()
+    crate::support::set_cookies(resp.headers(), &COOKIE).len()
 }
 
 /// A slow write of the same visitor racing a delete: the delete wins, the
@@ -273,7 +273,7 @@ async fn no_resurrection(kind: Kind, logout: bool) {
     };
     let me = app.me();
     me.set("a", json!(1)).await;
-    let cookie = me.session_cookie(COOKIE).unwrap();
+    let cookie = me.session_cookie(&COOKIE).unwrap();
     let token = me.csrf_token().await;
     let slow = in_flight(&app, "/test/slow-write", &cookie, &started).await;
     if logout {
@@ -289,7 +289,7 @@ async fn no_resurrection(kind: Kind, logout: bool) {
     let resp = slow.await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "the slow write answered");
     assert_eq!(
-        set_cookie_value(&resp, COOKIE),
+        set_cookie_value(&resp, &COOKIE),
         None,
         "the slow answer carries no session cookie"
     );
@@ -301,7 +301,7 @@ async fn no_resurrection(kind: Kind, logout: bool) {
     let replay = crate::common::session_with_cookie(&app, &format!("{COOKIE}={cookie}")).await;
     assert_eq!(replay.1["new"], json!(true));
     assert_eq!(
-        me.session_cookie(COOKIE),
+        me.session_cookie(&COOKIE),
         None,
         "the visitor holds no cookie"
     );

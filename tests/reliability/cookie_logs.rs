@@ -49,7 +49,7 @@ pub async fn a_malformed_or_forged_cookie_is_logged_as_a_warning(kind: Kind) {
     };
     let me = app.me();
     me.set("a", json!(1)).await;
-    let real = me.session_cookie(COOKIE).expect("a cookie");
+    let real = me.session_cookie(&COOKIE).expect("a cookie");
     assert!(
         !captured.text().contains("WARN"),
         "a good cookie logs nothing"
@@ -58,7 +58,7 @@ pub async fn a_malformed_or_forged_cookie_is_logged_as_a_warning(kind: Kind) {
         Kind::CookieSigned => CookieMode::Signed,
         _ => CookieMode::Private,
     };
-    let forged = CookieCodec::new(COOKIE, mode, &[0x42; 64], &[])
+    let forged = CookieCodec::new(&COOKIE, mode, &[0x42; 64], &[])
         .encode(&Record {
             id: Id::default(),
             data: [("a".to_owned(), json!("forged"))].into(),

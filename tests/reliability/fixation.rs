@@ -16,7 +16,7 @@ pub async fn login_cycles_and_logout_deletes(kind: Kind) {
     };
     let me = app.me();
     me.set("cart", json!(["apple"])).await;
-    let before = me.session_cookie(COOKIE).unwrap();
+    let before = me.session_cookie(&COOKIE).unwrap();
     let fp_before = me.session().await["fingerprint"].clone();
     let token = me.csrf_token().await;
     let resp = me
@@ -26,7 +26,7 @@ pub async fn login_cycles_and_logout_deletes(kind: Kind) {
         )
         .await;
     assert_see_other(&resp, "/");
-    let after = set_cookie_value(&resp, COOKIE).expect("login sets the cookie");
+    let after = set_cookie_value(&resp, &COOKIE).expect("login sets the cookie");
     assert_ne!(after, before, "login cycles the id");
     let body = me.session().await;
     assert_ne!(body["fingerprint"], fp_before, "a new fingerprint");
@@ -71,9 +71,9 @@ pub async fn login_cycles_and_logout_deletes(kind: Kind) {
     let token = me.csrf_token().await;
     let resp = me.post_form("/logout", &[("csrf_token", &token)]).await;
     assert_see_other(&resp, "/?done=logged_out");
-    let removal = set_cookie_value(&resp, COOKIE).expect("logout removes the cookie");
+    let removal = set_cookie_value(&resp, &COOKIE).expect("logout removes the cookie");
     assert!(removal.is_empty(), "{removal}");
-    assert_eq!(me.session_cookie(COOKIE), None);
+    assert_eq!(me.session_cookie(&COOKIE), None);
     let (_, replay) = session_with_cookie(&app, &format!("{COOKIE}={after}")).await;
     if kind.server_side() {
         assert!(
@@ -92,7 +92,7 @@ pub async fn login_cycles_and_logout_deletes(kind: Kind) {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let fresh = set_cookie_value(&resp, COOKIE).unwrap();
+        let fresh = set_cookie_value(&resp, &COOKIE).unwrap();
         assert_ne!(fresh, after, "the logged-out id is not revived");
         app.store().delete(&id_of(&fresh)).await.unwrap();
     } else {
@@ -111,11 +111,11 @@ pub async fn planted_id_is_never_adopted(kind: Kind) {
     // A well-formed id the store does not hold (what an attacker plants).
     let planted = tower_sessions::session::Id::default().to_string();
     let victim = app.visitor();
-    victim.set_cookie(COOKIE, &planted);
+    victim.set_cookie(&COOKIE, &planted);
     // A write gives another id.
     let resp = victim.put_json("/api/session/a", &json!(1)).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let got = set_cookie_value(&resp, COOKIE).expect("a session cookie");
+    let got = set_cookie_value(&resp, &COOKIE).expect("a session cookie");
     assert_ne!(got, planted, "the planted id was adopted on write");
     if kind.server_side() {
         assert!(app.store().load(&id_of(&planted)).await.unwrap().is_none());
@@ -127,16 +127,16 @@ pub async fn planted_id_is_never_adopted(kind: Kind) {
 
     // A login that starts from the planted cookie gets another id too.
     let victim = app.visitor();
-    victim.set_cookie(COOKIE, &planted);
+    victim.set_cookie(&COOKIE, &planted);
     let token = victim.csrf_token().await;
     let resp = victim
         .post_form("/login", &[("csrf_token", &token), ("name", "ada")])
         .await;
     assert_see_other(&resp, "/");
-    let got = set_cookie_value(&resp, COOKIE).expect("login sets a cookie");
+    let got = set_cookie_value(&resp, &COOKIE).expect("login sets a cookie");
     assert_ne!(got, planted, "the planted id was adopted by login");
     let attacker = app.visitor();
-    attacker.set_cookie(COOKIE, &planted);
+    attacker.set_cookie(&COOKIE, &planted);
     let body = attacker.session().await;
     assert_eq!(body["new"], json!(true), "the attacker's id names nothing");
     assert!(
@@ -160,10 +160,10 @@ pub async fn planted_id_is_never_adopted(kind: Kind) {
     // Other planted shapes never become the id either.
     for value in ["AAAAAAAAAAAAAAAAAAAAAA", "___________________w", "attacker"] {
         let v = app.visitor();
-        v.set_cookie(COOKIE, value);
+        v.set_cookie(&COOKIE, value);
         let resp = v.put_json("/api/session/a", &json!(1)).await;
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_ne!(set_cookie_value(&resp, COOKIE).unwrap(), value);
+        assert_ne!(set_cookie_value(&resp, &COOKIE).unwrap(), value);
         assert_eq!(
             v.delete("/api/session").await.status(),
             StatusCode::NO_CONTENT

@@ -150,7 +150,7 @@ pub async fn cookie_secure_and_http_only(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let cookies = set_cookies(resp.headers(), COOKIE);
+    let cookies = set_cookies(resp.headers(), &COOKIE);
     assert_eq!(cookies.len(), 1);
     let cookie = cookies[0].to_owned();
     for attr in ["Secure", "HttpOnly", "Path=/"] {
@@ -160,7 +160,7 @@ pub async fn cookie_secure_and_http_only(kind: Kind) {
         );
     }
     let value = cookie
-        .strip_prefix("session_id=")
+        .strip_prefix(format!("{COOKIE}=").as_str())
         .and_then(|v| v.split(';').next())
         .unwrap()
         .to_owned();
@@ -172,7 +172,7 @@ pub async fn cookie_secure_and_http_only(kind: Kind) {
         .send()
         .await
         .unwrap();
-    for c in set_cookies(resp.headers(), COOKIE) {
+    for c in set_cookies(resp.headers(), &COOKIE) {
         assert!(c.contains("Secure") && c.contains("HttpOnly"), "{c}");
     }
     let page = client.get(app.url("/")).send().await.unwrap();
@@ -190,8 +190,8 @@ pub async fn cookie_secure_and_http_only(kind: Kind) {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     // The removal cookie carries no value: its attributes do not matter.
-    for c in set_cookies(resp.headers(), COOKIE) {
-        assert!(c.starts_with("session_id=;"), "removal: {c}");
+    for c in set_cookies(resp.headers(), &COOKIE) {
+        assert!(c.starts_with(&format!("{COOKIE}=;")), "removal: {c}");
     }
     app.finish().await;
 
@@ -205,7 +205,7 @@ pub async fn cookie_secure_and_http_only(kind: Kind) {
         me.post("/api/session/cycle").await,
         me.get("/").await,
     ] {
-        for c in set_cookies(resp.headers(), COOKIE) {
+        for c in set_cookies(resp.headers(), &COOKIE) {
             assert!(c.contains("HttpOnly"), "{c}");
             assert!(!c.contains("Secure"), "{c}");
         }

@@ -68,7 +68,7 @@ async fn fresh_session_everywhere(app: &TestApp, owner: &Owner, cookie: &[u8], w
         .await
         .unwrap();
     assert_status(resp.status(), &[StatusCode::OK], &format!("{what} PUT"));
-    let fresh = set_cookie_value(&resp, COOKIE).expect("a fresh session cookie");
+    let fresh = set_cookie_value(&resp, &COOKIE).expect("a fresh session cookie");
     assert!(!fresh.is_empty());
     assert_ne!(
         fresh.as_bytes(),
@@ -99,7 +99,7 @@ async fn fresh_session_everywhere(app: &TestApp, owner: &Owner, cookie: &[u8], w
             &[StatusCode::OK, StatusCode::NO_CONTENT],
             &format!("{what} POST {path}"),
         );
-        let set = set_cookie_value(&resp, COOKIE);
+        let set = set_cookie_value(&resp, &COOKIE);
         assert!(
             set.as_deref().is_none_or(str::is_empty),
             "{what} POST {path} created a session: {set:?}"
@@ -122,7 +122,7 @@ pub async fn hostile_cookies(kind: Kind) {
         return;
     };
     let owner = Owner::new(&app).await;
-    let real = owner.visitor.session_cookie(COOKIE).unwrap();
+    let real = owner.visitor.session_cookie(&COOKIE).unwrap();
 
     let mut bad: Vec<(Vec<u8>, String)> = vec![
         (b"\xff\xfe\x80garbage".to_vec(), "not UTF-8".into()),
@@ -181,7 +181,7 @@ pub async fn hostile_cookies(kind: Kind) {
         .expect("a second site");
         let forger = other.me();
         forger.set("secret", json!("forged")).await;
-        let forged = forger.session_cookie(COOKIE).unwrap();
+        let forged = forger.session_cookie(&COOKIE).unwrap();
         bad.push((forged.into_bytes(), "made with another key".into()));
         if kind == Kind::CookieSigned {
             // The signed payload is readable: change the data, keep the MAC.
@@ -198,7 +198,7 @@ pub async fn hostile_cookies(kind: Kind) {
     // The cookie of a deleted session.
     let gone = app.visitor();
     gone.set("mine", json!(1)).await;
-    let deleted = gone.session_cookie(COOKIE).unwrap();
+    let deleted = gone.session_cookie(&COOKIE).unwrap();
     assert_eq!(
         gone.delete("/api/session").await.status(),
         StatusCode::NO_CONTENT
@@ -225,7 +225,7 @@ pub async fn expired_cookie(kind: Kind) {
     let v = app.visitor();
     let resp = v.put_json("/api/session/a", &json!(1)).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let cookie = set_cookie_value(&resp, COOKIE).expect("a session cookie");
+    let cookie = set_cookie_value(&resp, &COOKIE).expect("a session cookie");
     tokio::time::sleep(Duration::from_millis(2300)).await;
     owner.set("secret", json!("owner")).await;
     let owner = Owner {

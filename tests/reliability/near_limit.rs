@@ -91,7 +91,7 @@ pub async fn a_write_that_would_overflow_the_final_cookie_is_refused_and_changes
     };
     let (v, token) = started(&app).await;
     fill_to_the_limit(&v, 1000, 4096).await;
-    let before = v.session_cookie(COOKIE).expect("a cookie");
+    let before = v.session_cookie(&COOKIE).expect("a cookie");
 
     let resp = v
         .post_form(
@@ -101,21 +101,21 @@ pub async fn a_write_that_would_overflow_the_final_cookie_is_refused_and_changes
         .await;
     assert_cookies_fit(&resp, "form set");
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "form set");
-    assert!(crate::support::set_cookies(resp.headers(), COOKIE).is_empty());
-    assert_eq!(v.session_cookie(COOKIE), Some(before.clone()));
+    assert!(crate::support::set_cookies(resp.headers(), &COOKIE).is_empty());
+    assert_eq!(v.session_cookie(&COOKIE), Some(before.clone()));
     assert_eq!(v.value("k").await, None, "nothing stored");
 
     let resp = v.put_json("/api/session/k", &json!("vv")).await;
     assert_cookies_fit(&resp, "API write");
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "API write");
-    assert_eq!(v.session_cookie(COOKIE), Some(before.clone()));
+    assert_eq!(v.session_cookie(&COOKIE), Some(before.clone()));
 
     let resp = v
         .post_form("/login", &[("csrf_token", &token), ("name", "ada")])
         .await;
     assert_cookies_fit(&resp, "login");
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "login");
-    assert_eq!(v.session_cookie(COOKIE), Some(before));
+    assert_eq!(v.session_cookie(&COOKIE), Some(before));
     assert_eq!(v.value("_user").await, None, "not signed in");
     app.finish().await;
 }

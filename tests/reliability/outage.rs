@@ -3,6 +3,7 @@
 //! `{"error"}`, `/healthz` answers 503; restore it and the same requests
 //! succeed again without a restart, the session intact.
 
+use crate::support::COOKIE;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -156,7 +157,7 @@ pub async fn outage_gives_503_and_recovers(kind: Kind) {
         started.elapsed()
     );
     // The visitor still holds the cookie: a 503 does not drop it.
-    assert!(me.session_cookie("session_id").is_some());
+    assert!(me.session_cookie(&COOKIE).is_some());
 
     forwarder.restore().await;
     let started = Instant::now();

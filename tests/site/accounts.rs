@@ -18,7 +18,7 @@ use crate::support::{
     spawn_sharing_store,
 };
 
-const COOKIE: &str = "session_id";
+use crate::support::COOKIE;
 
 async fn login(v: &Visitor, name: &str) {
     let token = v.csrf_token().await;
@@ -200,7 +200,7 @@ async fn fingerprint_of(v: &Visitor) -> String {
 
 /// The session id behind a visitor's cookie (server-side stores).
 fn id_of(v: &Visitor) -> Id {
-    v.session_cookie(COOKIE)
+    v.session_cookie(&COOKIE)
         .expect("a session cookie")
         .parse()
         .expect("a session id")
@@ -364,7 +364,7 @@ pub async fn after_a_key_rotation_the_user_stays_signed_in_and_the_list_is_intac
     )
     .await;
     let laptop_b = rotated.as_visitor(&laptop);
-    laptop_b.set_cookie(COOKIE, &laptop.session_cookie(COOKIE).unwrap());
+    laptop_b.set_cookie(&COOKIE, &laptop.session_cookie(&COOKIE).unwrap());
     assert_eq!(signed_in_as(&laptop_b).await.as_deref(), Some("ada"));
     let mut after = listed(&laptop_b).await;
     after.sort();
@@ -374,7 +374,7 @@ pub async fn after_a_key_rotation_the_user_stays_signed_in_and_the_list_is_intac
     // A form signed with the new key works: log out there.
     logout(&laptop_b).await;
     let phone_b = rotated.as_visitor(&phone);
-    phone_b.set_cookie(COOKIE, &phone.session_cookie(COOKIE).unwrap());
+    phone_b.set_cookie(&COOKIE, &phone.session_cookie(&COOKIE).unwrap());
     assert_eq!(signed_in_as(&phone_b).await.as_deref(), Some("ada"));
     assert_eq!(listed(&phone_b).await, vec![fingerprint_of(&phone_b).await]);
     logout(&phone_b).await;
@@ -424,7 +424,7 @@ pub async fn two_instances_revoking_and_refreshing_at_once_never_leave_a_revoked
     let admin = app.visitor();
     login(&admin, "ada").await;
     let admin_b = b.as_visitor(&admin);
-    admin_b.set_cookie(COOKIE, &admin.session_cookie(COOKIE).unwrap());
+    admin_b.set_cookie(&COOKIE, &admin.session_cookie(&COOKIE).unwrap());
     for round in 0..5 {
         let victim = app.visitor();
         login(&victim, "ada").await;

@@ -1,6 +1,7 @@
 //! The built binary: keygen, config (masked, with sources), config errors,
 //! the production key check, sessions admin, migrate, serve + SIGTERM.
 
+use crate::support::COOKIE;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -660,8 +661,9 @@ async fn json_logs_are_one_json_object_per_line_without_ids() {
         .await
         .unwrap();
     assert_eq!(read.status(), reqwest::StatusCode::OK);
-    let forged = format!("session_id={}", "A".repeat(id.len()));
-    for bad in [forged.as_str(), "session_id=not-an-id"] {
+    let forged = format!("{COOKIE}={}", "A".repeat(id.len()));
+    let malformed = format!("{COOKIE}=not-an-id");
+    for bad in [forged.as_str(), malformed.as_str()] {
         client
             .get(format!("{base}/api/session"))
             .header("cookie", bad)

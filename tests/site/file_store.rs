@@ -13,7 +13,7 @@ use websessions::sessions::store::{Capability, SiteStore};
 
 use crate::support::{Kind, files_under, spawn_app, spawn_app_with};
 
-const COOKIE: &str = "session_id";
+use crate::support::COOKIE;
 
 #[tokio::test]
 async fn concurrent_writers_never_leave_a_torn_file() {
@@ -105,9 +105,9 @@ async fn no_cookie_value_appears_in_any_path_or_file() {
     for i in 0..5 {
         let v = app.visitor();
         v.set("i", json!(i)).await;
-        cookies.push(v.session_cookie(COOKIE).unwrap());
+        cookies.push(v.session_cookie(&COOKIE).unwrap());
         v.post("/api/session/cycle").await;
-        cookies.push(v.session_cookie(COOKIE).unwrap());
+        cookies.push(v.session_cookie(&COOKIE).unwrap());
     }
     let files = files_under(&app.settings.session.file.dir);
     assert_eq!(files.len(), 5);

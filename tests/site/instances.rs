@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{Kind, TestApp, Visitor, spawn_app, spawn_sibling};
 
-const COOKIE: &str = "session_id";
+use crate::support::COOKIE;
 
 /// Starts a second instance with the same configuration; returns its
 /// address and the token that stops it.
@@ -42,17 +42,17 @@ async fn shared(kind: Kind) {
     let me_a = a.me();
     me_a.set("made_on", json!("A")).await;
     // The cookie jar is per host:port; carry the cookie over to B's address.
-    let cookie = me_a.session_cookie(COOKIE).unwrap();
+    let cookie = me_a.session_cookie(&COOKIE).unwrap();
     let me_b = on(&me_a, &b_address);
-    me_b.set_cookie(COOKIE, &cookie);
+    me_b.set_cookie(&COOKIE, &cookie);
     assert_eq!(
         me_b.value("made_on").await,
         Some(json!("A")),
         "B reads A's session"
     );
     me_b.set("changed_on", json!("B")).await;
-    let cookie = me_b.session_cookie(COOKIE).unwrap();
-    me_a.set_cookie(COOKIE, &cookie);
+    let cookie = me_b.session_cookie(&COOKIE).unwrap();
+    me_a.set_cookie(&COOKIE, &cookie);
     assert_eq!(
         me_a.session().await["data"],
         json!({"made_on": "A", "changed_on": "B"}),
@@ -136,7 +136,7 @@ async fn cookie_key_rotation_keeps_sessions() {
     };
     let me = a.me();
     me.set("kept", json!(true)).await;
-    let old_cookie = me.session_cookie(COOKIE).unwrap();
+    let old_cookie = me.session_cookie(&COOKIE).unwrap();
     let old_key = a.settings.session.secret_key.clone();
     let new_key = websessions::config::Secret::new(fresh_key());
     // A restart with a new key, the old one kept for reading.
@@ -149,14 +149,14 @@ async fn cookie_key_rotation_keeps_sessions() {
     let stop = CancellationToken::new();
     let handle = tokio::spawn(rotated.run_until(stop.clone()));
     let me_b = on(&me, &address);
-    me_b.set_cookie(COOKIE, &old_cookie);
+    me_b.set_cookie(&COOKIE, &old_cookie);
     assert_eq!(
         me_b.value("kept").await,
         Some(json!(true)),
         "the old key still reads"
     );
     me_b.set("after", json!(1)).await;
-    let reissued = me_b.session_cookie(COOKIE).unwrap();
+    let reissued = me_b.session_cookie(&COOKIE).unwrap();
     assert_ne!(
         reissued, old_cookie,
         "the next write re-issues the cookie under the new key"
@@ -171,13 +171,13 @@ async fn cookie_key_rotation_keeps_sessions() {
     let stop2 = CancellationToken::new();
     let handle2 = tokio::spawn(strict.run_until(stop2.clone()));
     let probe = on(&a.visitor(), &strict_address);
-    probe.set_cookie(COOKIE, &old_cookie);
+    probe.set_cookie(&COOKIE, &old_cookie);
     assert_eq!(
         probe.session().await["new"],
         json!(true),
         "an unknown key's cookie is a fresh session"
     );
-    probe.set_cookie(COOKIE, &reissued);
+    probe.set_cookie(&COOKIE, &reissued);
     assert_eq!(
         probe.session().await["data"],
         json!({"kept": true, "after": 1})
@@ -204,7 +204,7 @@ async fn memory_is_not_shared_between_instances() {
     let me = a.me();
     me.set("only_on", json!("A")).await;
     let me_b = on(&me, &b_address);
-    me_b.set_cookie(COOKIE, &me.session_cookie(COOKIE).unwrap());
+    me_b.set_cookie(&COOKIE, &me.session_cookie(&COOKIE).unwrap());
     assert_eq!(
         me_b.session().await["new"],
         json!(true),

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::{Kind, TestApp, Visitor, assert_see_other, csrf_from, spawn_app_with};
 
-const COOKIE: &str = "session_id";
+use crate::support::COOKIE;
 
 /// A parsed exposition: `name{labels}` → value, labels as printed.
 type Samples = BTreeMap<String, f64>;
@@ -166,7 +166,7 @@ async fn counters_match_a_scripted_session_life() {
     assert_eq!(me.session().await["new"], json!(true));
     // 2. First write: created.
     me.set("fruit", json!("pear")).await;
-    let first_cookie = me.session_cookie(COOKIE).unwrap();
+    let first_cookie = me.session_cookie(&COOKIE).unwrap();
     // 3. A read of a live session: loaded, touched.
     assert_eq!(me.value("fruit").await, Some(json!("pear")));
     // 4. A change: loaded, saved.
@@ -180,7 +180,7 @@ async fn counters_match_a_scripted_session_life() {
     assert_eq!(me.post("/api/session/cycle").await.status(), StatusCode::OK);
     // 7. The old cookie replayed by another browser: no live session.
     let replay = app.visitor();
-    replay.set_cookie(COOKIE, &first_cookie);
+    replay.set_cookie(&COOKIE, &first_cookie);
     assert_eq!(replay.session().await["new"], json!(true));
     // 8. Delete: loaded, deleted.
     assert_eq!(

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::support::{Kind, assert_see_other, csrf_from, set_cookies, spawn_app, spawn_app_with};
 
-const COOKIE: &str = "session_id";
+use crate::support::COOKIE;
 
 #[tokio::test]
 async fn first_visit_gets_only_the_csrf_nonce_cookie() {
@@ -16,7 +16,7 @@ async fn first_visit_gets_only_the_csrf_nonce_cookie() {
     let me = app.me();
     let resp = me.get("/").await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(set_cookies(resp.headers(), COOKIE).is_empty());
+    assert!(set_cookies(resp.headers(), &COOKIE).is_empty());
     let nonce = set_cookies(resp.headers(), "csrf");
     assert_eq!(nonce.len(), 1);
     assert!(
@@ -223,7 +223,7 @@ async fn every_form_and_its_flash() {
         .post_form("/session/delete", &[("csrf_token", &token)])
         .await;
     assert_see_other(&resp, "/?done=deleted");
-    let removal = set_cookies(resp.headers(), COOKIE);
+    let removal = set_cookies(resp.headers(), &COOKIE);
     assert!(removal[0].contains("Max-Age=0"));
     let html = me.get("/?done=deleted").await.text().await.unwrap();
     assert!(html.contains("id=\"flash\"") && html.contains("was deleted"));
@@ -258,7 +258,7 @@ async fn save_and_cycle_without_a_session_create_nothing() {
         "/",
     );
     assert_eq!(app.count().await, 0);
-    assert!(me.session_cookie(COOKIE).is_none());
+    assert!(me.session_cookie(&COOKIE).is_none());
     app.finish().await;
 }
 
@@ -371,7 +371,7 @@ async fn visits_are_a_write_so_they_extend_even_when_extension_is_off() {
     assert_eq!(expiry().await, first, "a read-only page does not extend");
     let resp = me.get("/").await;
     assert_eq!(
-        set_cookies(resp.headers(), COOKIE).len(),
+        set_cookies(resp.headers(), &COOKIE).len(),
         1,
         "the visit counter saved the session"
     );
@@ -386,14 +386,14 @@ async fn login_cycles_the_id_and_logout_deletes_the_session() {
     };
     let me = app.me();
     me.set("cart", json!(["apple"])).await;
-    let before = me.session_cookie(COOKIE).unwrap();
+    let before = me.session_cookie(&COOKIE).unwrap();
     let token = me.csrf_token().await;
     assert_see_other(
         &me.post_form("/login", &[("csrf_token", &token), ("name", "ada")])
             .await,
         "/",
     );
-    let after = me.session_cookie(COOKIE).unwrap();
+    let after = me.session_cookie(&COOKIE).unwrap();
     assert_ne!(before, after, "login cycles the id");
     let html = me.get("/").await.text().await.unwrap();
     assert!(html.contains("id=\"user\">ada"));
@@ -404,7 +404,7 @@ async fn login_cycles_the_id_and_logout_deletes_the_session() {
         "data survives login"
     );
     let fixated = app.visitor();
-    fixated.set_cookie(COOKIE, &before);
+    fixated.set_cookie(&COOKIE, &before);
     assert_eq!(
         fixated.session().await["new"],
         json!(true),

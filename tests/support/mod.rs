@@ -91,6 +91,29 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
+/// The session cookie's name, as the test profile sets it: tests never
+/// spell it, so a fork that renames the cookie keeps a working suite.
+/// `format!("{COOKIE}=…")` writes it; `&*COOKIE` is the `&str`.
+pub struct CookieName;
+
+pub const COOKIE: CookieName = CookieName;
+
+static COOKIE_NAME: LazyLock<String> = LazyLock::new(|| test_settings().session.cookie_name);
+
+impl std::ops::Deref for CookieName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &COOKIE_NAME
+    }
+}
+
+impl std::fmt::Display for CookieName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&COOKIE_NAME)
+    }
+}
+
 /// The `test` profile from the repository's `config/`, no env vars read.
 pub fn test_settings() -> Settings {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
