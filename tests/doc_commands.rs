@@ -47,6 +47,10 @@ const NOT_RUN: &[(&str, &str)] = &[
         "criterion micro-benchmarks: an optimised build and minutes of measuring; run by hand, results in docs/PERFORMANCE.md",
     ),
     (
+        "cargo install --path .",
+        "installs the binary into ~/.cargo/bin; a full release build, run by hand",
+    ),
+    (
         "cd myapp",
         "a directory change after `cargo generate`; .ci/run builds the generated project in place",
     ),
@@ -373,6 +377,79 @@ fn check_cli(line: &DocLine, env: Env, args: Vec<String>) {
     }
 }
 
+/// The JSON routes (DESIGN's table, mounted in `src/routes/`) a `curl` line
+/// may call, as (method, path pattern); `{key}` matches one path segment.
+const JSON_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/session"),
+    ("DELETE", "/api/session"),
+    ("GET", "/api/session/{key}"),
+    ("PUT", "/api/session/{key}"),
+    ("DELETE", "/api/session/{key}"),
+    ("POST", "/api/session/save"),
+    ("POST", "/api/session/cycle"),
+    ("GET", "/api/session/expiry"),
+    ("GET", "/healthz"),
+    ("GET", "/healthz/live"),
+    ("GET", "/metrics"),
+];
+
+/// A `curl` line names a route of the site with its method, on the address
+/// `cargo run` serves, and keeps the session in a cookie jar when it calls
+/// the session API.
+fn check_curl(at: &str, cmd: &[&str]) {
+    let mut method = "GET";
+    let mut url = None;
+    let mut jar = false;
+    let mut i = 1;
+    while i < cmd.len() {
+        match cmd[i] {
+            "-X" => {
+                method = cmd[i + 1];
+                i += 1;
+            }
+            "-c" | "-b" => {
+                jar = true;
+                i += 1;
+            }
+            "-H" | "-d" | "--data" | "-o" => i += 1,
+            w if w.starts_with("http://") => url = Some(w),
+            _ => {}
+        }
+        i += 1;
+    }
+    let url = url.unwrap_or_else(|| panic!("{at}: no http:// URL"));
+    let path = url
+        .strip_prefix("http://127.0.0.1:8080")
+        .unwrap_or_else(|| panic!("{at}: not the address `cargo run` serves"));
+    let path = path.split('?').next().unwrap_or(path);
+    let matches = |pattern: &str| {
+        let (p, q): (Vec<_>, Vec<_>) = (pattern.split('/').collect(), path.split('/').collect());
+        p.len() == q.len()
+            && p.iter()
+                .zip(&q)
+                .all(|(p, q)| p == q || (*p == "{key}" && !q.is_empty()))
+    };
+    // A literal route wins over `{key}`, as in the router.
+    let route = JSON_ROUTES
+        .iter()
+        .filter(|(_, p)| matches(p))
+        .min_by_key(|(_, p)| p.contains('{'))
+        .unwrap_or_else(|| panic!("{at}: {path} is not a route of the site"));
+    let allowed: Vec<_> = JSON_ROUTES
+        .iter()
+        .filter(|(_, p)| *p == route.1)
+        .map(|(m, _)| *m)
+        .collect();
+    assert!(
+        allowed.contains(&method),
+        "{at}: {method} {path} is not routed (only {allowed:?})"
+    );
+    if path.starts_with("/api/") {
+        assert!(jar, "{at}: the session API needs a cookie jar (-c/-b)");
+    }
+    println!("curl     {at}");
+}
+
 #[test]
 fn every_command_in_the_docs_runs() {
     let ci = normalize(&std::fs::read_to_string(format!("{ROOT}/.ci/run")).unwrap());
@@ -414,6 +491,10 @@ fn every_command_in_the_docs_runs() {
                 ci.contains("cargo generate --path") && ci.contains("--name"),
                 "{at}: .ci/run does not generate a project"
             );
+            continue;
+        }
+        if cmd.first() == Some(&"curl") {
+            check_curl(&at, &cmd);
             continue;
         }
         if ci.contains(&norm) {

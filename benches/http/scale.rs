@@ -297,7 +297,7 @@ pub fn run(rt: &tokio::runtime::Runtime, opts: &Opts, backends: &[&str], tmp: &P
     Value::Object(out)
 }
 
-/// Every target of issue 8, evaluated on this run's numbers.
+/// Every performance target, evaluated on this run's numbers.
 pub fn targets(rows: &[Row], scale: &Value) -> Value {
     let find = |b: &str, s: &str| rows.iter().find(|r| r.backend == b && r.scenario == s);
     let mut out = Vec::new();

@@ -12,7 +12,7 @@ use crate::support::{Kind, spawn_app_with};
 
 const VISITORS: usize = 200;
 
-/// Requests per visitor, as issue 7 asks: 200 × 50 on every backend.
+/// Requests per visitor: 200 × 50 on every backend.
 fn requests_per_visitor(_kind: Kind) -> usize {
     50
 }

@@ -1,4 +1,4 @@
-//! Reliability and security (issue 7): hostile input, session fixation,
+//! Reliability and security: hostile input, session fixation,
 //! response headers, concurrency of one visitor, touches and resurrection,
 //! ids hashed at rest, crash safety, store outages, load and logs. Scenarios
 //! written once and instantiated per backend, like the conformance suite;
