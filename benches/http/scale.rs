@@ -308,7 +308,7 @@ pub fn targets(rows: &[Row], scale: &Value) -> Value {
         );
         out.push(json!({ "target": name, "value": value, "want": want, "met": met }));
     };
-    println!("\nTargets (issue 8):");
+    println!("\nTargets:");
     let backends: Vec<&str> = {
         let mut v: Vec<&str> = rows.iter().map(|r| r.backend.as_str()).collect();
         v.dedup();
