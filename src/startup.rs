@@ -207,6 +207,12 @@ impl Application {
             .expect("BUG: a bound listener has an address")
     }
 
+    /// The whole router with every layer, to call without a socket
+    /// (`tower::ServiceExt::oneshot` in tests).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
     pub fn store(&self) -> Option<Arc<dyn SiteStore>> {
         self.store.clone()
     }

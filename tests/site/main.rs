@@ -16,6 +16,7 @@ mod instances;
 mod metrics;
 mod pages;
 mod redis_ops;
+mod router;
 mod store_database;
 mod store_memcached;
 mod store_redis;
