@@ -164,6 +164,9 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
             "the development key serves on http://{addr}, an address other machines can reach: anyone can forge CSRF tokens and cookie-backend sessions with it; run `websessions keygen` and set APP_SESSION__SECRET_KEY"
         );
     }
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone())
+        .context("installing the Ctrl-C and SIGTERM handlers")?;
     tracing::info!(%backend, profile = %loaded.profile, "websessions listening on http://{addr}");
     // With JSON logs, stdout carries nothing but JSON lines: the log line
     // above already says where the site listens.
@@ -174,8 +177,6 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
             loaded.profile
         );
     }
-    let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(shutdown.clone());
     app.run_until(shutdown).await?;
     tracing::info!("websessions stopped");
     if human {

@@ -4,34 +4,37 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` on Ctrl-C or SIGTERM.
-pub fn cancel_on_signal(token: CancellationToken) {
+/// Cancels `token` on Ctrl-C or SIGTERM. The handlers are installed before
+/// this returns, so a signal sent the moment the site says it is serving
+/// still shuts it down gracefully instead of killing it.
+pub fn cancel_on_signal(token: CancellationToken) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("Ctrl-C: shutting down"),
+                _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+                () = token.cancelled() => return,
+            }
+            token.cancel();
+        });
+    }
+    #[cfg(not(unix))]
     tokio::spawn(async move {
-        let ctrl_c = async {
-            if let Err(error) = tokio::signal::ctrl_c().await {
-                tracing::error!(%error, "cannot listen for Ctrl-C");
-                std::future::pending::<()>().await;
-            }
-        };
-        #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
         tokio::select! {
-            () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
-            () = terminate => tracing::info!("SIGTERM: shutting down"),
+            result = tokio::signal::ctrl_c() => match result {
+                Ok(()) => tracing::info!("Ctrl-C: shutting down"),
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for Ctrl-C");
+                    return;
+                }
+            },
             () = token.cancelled() => return,
         }
         token.cancel();
     });
+    Ok(())
 }

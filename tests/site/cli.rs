@@ -235,13 +235,13 @@ fn production_refuses_the_development_key_among_previous_keys() {
 #[tokio::test]
 async fn the_development_key_on_a_public_address_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, url, lines) = serve_on(
+    let (child, _url, lines) = serve_on(
         dir.path(),
         "0.0.0.0:0",
         &[("APP_SESSION__BACKEND", "memory")],
     );
     let text = lines.concat();
-    stop_when_serving(child, &url).await;
+    crate::support::stop_gracefully(child).await;
     assert!(
         text.contains("WARN") && text.contains("development key") && text.contains("0.0.0.0"),
         "{text}"
@@ -250,7 +250,7 @@ async fn the_development_key_on_a_public_address_is_warned_about() {
         .trim()
         .to_owned();
     for (bind, key) in [("127.0.0.1:0", DEV_KEY), ("0.0.0.0:0", key.as_str())] {
-        let (child, url, lines) = serve_on(
+        let (child, _url, lines) = serve_on(
             dir.path(),
             bind,
             &[
@@ -258,20 +258,12 @@ async fn the_development_key_on_a_public_address_is_warned_about() {
                 ("APP_SESSION__SECRET_KEY", key),
             ],
         );
-        stop_when_serving(child, &url).await;
+        crate::support::stop_gracefully(child).await;
         assert!(
             !lines.concat().contains("development key"),
             "{bind}: {lines:?}"
         );
     }
-}
-
-/// Waits until the server answers (its signal handler is then in place),
-/// then stops it with SIGTERM.
-async fn stop_when_serving(child: std::process::Child, url: &str) {
-    let resp = reqwest::get(format!("{url}healthz/live")).await.unwrap();
-    assert_eq!(resp.status(), reqwest::StatusCode::OK);
-    crate::support::stop_gracefully(child).await;
 }
 
 /// Every key can be set alone: a cross-key rule never refuses a single
@@ -462,6 +454,19 @@ async fn serve_prints_the_url_and_stops_gracefully_on_sigterm() {
         .unwrap();
     assert_eq!(body, "ok");
     crate::support::stop_gracefully(child).await;
+}
+
+/// The signal handlers are in place before the serving line is printed: a
+/// SIGTERM sent the moment it appears shuts the site down gracefully, never
+/// kills it. (Before, they were installed by a task spawned after the line,
+/// so a signal in between killed the process.)
+#[tokio::test]
+async fn sigterm_the_moment_serving_is_printed_is_still_graceful() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..5 {
+        let (child, _url, _line) = serve_line(dir.path(), &[("APP_SESSION__BACKEND", "memory")]);
+        crate::support::stop_gracefully(child).await;
+    }
 }
 
 #[test]
