@@ -200,11 +200,24 @@ impl SiteSession {
     }
 
     /// Counts a visit to the root page when a session exists; returns the count.
+    /// A session so close to its size limit that one more digit would not
+    /// fit keeps its count: the page that lets the visitor delete data must
+    /// never answer 413 itself.
     pub async fn count_visit(&self) -> Result<Option<i64>, AppError> {
         if !self.exists() {
             return Ok(None);
         }
-        let visits = self.get_typed::<i64>(VISITS).await?.unwrap_or(0) + 1;
+        let before = self.get_typed::<i64>(VISITS).await?.unwrap_or(0);
+        let visits = before.saturating_add(1);
+        // Only a count that gains a digit can grow the record.
+        if visits.to_string().len() > before.to_string().len() {
+            let mut all = self.entries().await?;
+            all.insert(VISITS.to_owned(), visits.into());
+            if self.info.fits(all.into_iter().collect()).is_err() {
+                tracing::debug!("session at its size limit: this visit is not counted");
+                return Ok(Some(before));
+            }
+        }
         self.session.insert(VISITS, visits).await?;
         Ok(Some(visits))
     }

@@ -186,3 +186,35 @@ pub async fn memcached_at_the_item_limit_plus_a_flash_is_413_not_503() {
     assert_eq!(v.value("a").await, Some(json!(1)), "the session is intact");
     app.finish().await;
 }
+
+/// Cookie backend: a session filled to the last byte still gets its root
+/// page (200, the cookie unchanged) when counting the visit would add a
+/// digit that does not fit: the page that lets the visitor delete data must
+/// not refuse them.
+#[tokio::test]
+async fn the_root_page_is_served_when_counting_the_visit_would_overflow() {
+    let Some(app) = spawn_app(Kind::Cookie).await else {
+        return;
+    };
+    let (v, _token) = started(&app).await;
+    // The largest value that still fits: one byte more would not.
+    let (mut lo, mut hi) = (1000, 4096);
+    assert!(pad(&v, lo).await && !pad(&v, hi).await);
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if pad(&v, mid).await {
+            lo = mid
+        } else {
+            hi = mid
+        }
+    }
+    assert!(pad(&v, lo).await);
+    // Visits go 2, 3, … 10, 11: the tenth gains a digit.
+    for visit in 2..=11 {
+        let resp = v.get("/").await;
+        assert_cookies_fit(&resp, "GET /");
+        assert_eq!(resp.status(), StatusCode::OK, "visit {visit}");
+    }
+    assert_eq!(v.value("pad").await, Some(json!("x".repeat(lo))), "kept");
+    app.finish().await;
+}
