@@ -14,12 +14,14 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::{OnceCell, Semaphore, SemaphorePermit};
+
+use super::support::eventually;
 
 /// How many browsers may run at once in this test binary.
 const MAX_BROWSERS: u32 = 2;
@@ -85,18 +87,19 @@ async fn start_driver() -> Option<Driver> {
         .spawn()
         .expect("start chromedriver");
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver ({}) did not listen on port {port}",
+    eventually(
+        Duration::from_secs(20),
+        &format!(
+            "chromedriver ({}) listening on port {port}",
             binary.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        ),
+        async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
     Some(Driver {
         url,
         _watchdog: watchdog,
@@ -246,36 +249,28 @@ impl Browser {
     }
 
     async fn wait_new_page(&self) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let ready = self
-                .client
-                .execute(
-                    "return window.__wsOldPage === undefined && document.readyState === 'complete';",
-                    vec![],
-                )
-                .await;
-            if let Ok(Value::Bool(true)) = ready {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the next page did not load");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        self.until_true(
+            "return window.__wsOldPage === undefined && document.readyState === 'complete';",
+            "the next page loaded",
+        )
+        .await;
+    }
+
+    /// Polls `script` until the page answers `true`.
+    async fn until_true(&self, script: &str, what: &str) {
+        eventually(SETTLE, what, async || {
+            let ready = self.client.execute(script, vec![]).await;
+            matches!(ready, Ok(Value::Bool(true)))
+        })
+        .await;
     }
 
     async fn settled(&self) {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            let ready = self
-                .client
-                .execute("return document.readyState === 'complete';", vec![])
-                .await;
-            if let Ok(Value::Bool(true)) = ready {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the page did not load");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        self.until_true(
+            "return document.readyState === 'complete';",
+            "the page loaded",
+        )
+        .await;
     }
 
     pub async fn find(&self, id: &str) -> fantoccini::elements::Element {

@@ -13,94 +13,31 @@ mod support;
 mod driver;
 mod scenarios;
 
-/// Instantiates every scenario for one backend: one line per backend below.
-macro_rules! browser_tests {
-    ($backend:ident, $kind:expr) => {
-        mod $backend {
-            use super::scenarios as s;
-            use super::support::Kind;
-            const KIND: Kind = $kind;
-
-            #[tokio::test]
-            async fn first_visit_creates_no_session() {
-                s::first_visit_creates_no_session(KIND).await
-            }
-            #[tokio::test]
-            async fn store_shows_in_table_and_flash() {
-                s::store_shows_in_table_and_flash(KIND).await
-            }
-            #[tokio::test]
-            async fn reload_keeps_data() {
-                s::reload_keeps_data(KIND).await
-            }
-            #[tokio::test]
-            async fn get_with_default() {
-                s::get_with_default(KIND).await
-            }
-            #[tokio::test]
-            async fn remove_key() {
-                s::remove_key(KIND).await
-            }
-            #[tokio::test]
-            async fn explicit_save() {
-                s::explicit_save(KIND).await
-            }
-            #[tokio::test]
-            async fn cycle_changes_fingerprint_keeps_data() {
-                s::cycle_changes_fingerprint_keeps_data(KIND).await
-            }
-            #[tokio::test]
-            async fn delete_session() {
-                s::delete_session(KIND).await
-            }
-            #[tokio::test]
-            async fn login_and_logout() {
-                s::login_and_logout(KIND).await
-            }
-            #[tokio::test]
-            async fn stale_csrf_token_is_refused() {
-                s::stale_csrf_token_is_refused(KIND).await
-            }
-            #[tokio::test]
-            async fn refused_write_shows_inline() {
-                s::refused_write_shows_inline(KIND).await
-            }
-            #[tokio::test]
-            async fn markup_in_keys_and_values_is_text() {
-                s::markup_in_keys_and_values_is_text(KIND).await
-            }
-            #[tokio::test]
-            async fn session_cookie_is_http_only() {
-                s::session_cookie_is_http_only(KIND).await
-            }
-            #[tokio::test]
-            async fn two_visitors_never_meet() {
-                s::two_visitors_never_meet(KIND).await
-            }
-            #[tokio::test]
-            async fn extend_off_read_does_not_move_expiry() {
-                s::extend_off_read_does_not_move_expiry(KIND).await
-            }
-            #[tokio::test]
-            async fn extend_on_read_moves_expiry() {
-                s::extend_on_read_moves_expiry(KIND).await
-            }
-            #[tokio::test]
-            async fn account_page_after_login() {
-                s::account_page_after_login(KIND).await
-            }
-            #[tokio::test]
-            async fn not_found_page_uses_layout() {
-                s::not_found_page_uses_layout(KIND).await
-            }
-        }
-    };
+backends! {
+    #[tokio::test]
+    [file, memory, sqlite, cookie_private] => {
+        scenarios::{
+            first_visit_creates_no_session,
+            a_stored_value_shows_in_the_table_and_the_flash,
+            a_reload_keeps_the_data,
+            get_shows_the_value_or_the_marked_default,
+            a_removed_key_leaves_the_table,
+            an_explicit_save_keeps_the_id_and_creates_nothing_alone,
+            cycling_changes_the_fingerprint_and_keeps_the_data,
+            deleting_the_session_drops_the_cookie_and_the_data,
+            login_cycles_the_id_and_logout_ends_the_session,
+            stale_csrf_token_is_refused,
+            a_refused_write_shows_its_error_inline,
+            markup_in_keys_and_values_is_text,
+            session_cookie_is_http_only,
+            two_visitors_never_meet,
+            with_extension_off_a_read_does_not_move_the_expiry,
+            a_read_moves_the_expiry,
+            the_account_page_lists_the_signed_in_sessions,
+            the_not_found_page_uses_the_layout,
+        },
+    }
 }
-
-browser_tests!(file, Kind::File);
-browser_tests!(memory, Kind::Memory);
-browser_tests!(sqlite, Kind::Sqlite);
-browser_tests!(cookie, Kind::Cookie);
 
 use support::Kind;
 

@@ -1,11 +1,13 @@
 //! The browser scenarios, written once and run against every backend: real
 //! Chromium over the real pages, found by their stable element ids.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::driver::{Browser, OneBrowser, browser, browsers};
-use super::support::{Kind, TestApp, spawn_app, spawn_app_with};
+use super::support::{Kind, TestApp, spawn_app, spawn_app_with_clock};
 use websessions::config::Settings;
+use websessions::sessions::policy::{Clock, ManualClock, SystemClock};
 
 /// A browser, then the app (so a missing chromedriver skips before anything
 /// starts). `None`: skipped, the skip line has been printed.
@@ -17,8 +19,17 @@ async fn start_with(
     kind: Kind,
     adjust: impl FnOnce(&mut Settings),
 ) -> Option<(TestApp, OneBrowser)> {
+    start_with_clock(kind, adjust, Arc::new(SystemClock)).await
+}
+
+/// Like `start_with`, the engine reading `clock` (moved instead of slept on).
+async fn start_with_clock(
+    kind: Kind,
+    adjust: impl FnOnce(&mut Settings),
+    clock: Arc<dyn Clock>,
+) -> Option<(TestApp, OneBrowser)> {
     let b = browser().await?;
-    match spawn_app_with(kind, adjust).await {
+    match spawn_app_with_clock(kind, adjust, clock).await {
         Some(app) => Some((app, b)),
         None => {
             b.close().await;
@@ -78,7 +89,7 @@ pub async fn first_visit_creates_no_session(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn store_shows_in_table_and_flash(kind: Kind) {
+pub async fn a_stored_value_shows_in_the_table_and_the_flash(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -113,7 +124,7 @@ pub async fn store_shows_in_table_and_flash(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn reload_keeps_data(kind: Kind) {
+pub async fn a_reload_keeps_the_data(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -133,7 +144,7 @@ pub async fn reload_keeps_data(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn get_with_default(kind: Kind) {
+pub async fn get_shows_the_value_or_the_marked_default(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -166,7 +177,7 @@ pub async fn get_with_default(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn remove_key(kind: Kind) {
+pub async fn a_removed_key_leaves_the_table(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -190,7 +201,7 @@ pub async fn remove_key(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn explicit_save(kind: Kind) {
+pub async fn an_explicit_save_keeps_the_id_and_creates_nothing_alone(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -219,7 +230,7 @@ pub async fn explicit_save(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn cycle_changes_fingerprint_keeps_data(kind: Kind) {
+pub async fn cycling_changes_the_fingerprint_and_keeps_the_data(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -247,7 +258,7 @@ pub async fn cycle_changes_fingerprint_keeps_data(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn delete_session(kind: Kind) {
+pub async fn deleting_the_session_drops_the_cookie_and_the_data(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -280,7 +291,7 @@ pub async fn delete_session(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn login_and_logout(kind: Kind) {
+pub async fn login_cycles_the_id_and_logout_ends_the_session(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -371,7 +382,7 @@ pub async fn stale_csrf_token_is_refused(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn refused_write_shows_inline(kind: Kind) {
+pub async fn a_refused_write_shows_its_error_inline(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -490,15 +501,16 @@ pub async fn two_visitors_never_meet(kind: Kind) {
 }
 
 /// The `#expires-at` shown by `/session/get`: three loads, the last two
-/// more than `touch_interval` (1 s) after the first. A page shows the
-/// expiry as loaded, so a touch by the second load shows on the third.
-async fn expiry_across_reads(app: &TestApp, b: &Browser) -> [String; 3] {
+/// more than `touch_interval` (1 s) after the first on the engine's clock.
+/// A page shows the expiry as loaded, so a touch by the second load shows
+/// on the third.
+async fn expiry_across_reads(app: &TestApp, b: &Browser, clock: &ManualClock) -> [String; 3] {
     store(app, b, "color", "blue").await;
     let page = app.url("/session/get?key=color&default=none");
     b.open(&page).await;
     assert_eq!(b.text("get-value").await, json("blue"));
     let first = b.expires_at().await;
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    clock.advance(Duration::from_millis(1300));
     b.open(&page).await;
     let second = b.expires_at().await;
     b.open(&page).await;
@@ -506,12 +518,18 @@ async fn expiry_across_reads(app: &TestApp, b: &Browser) -> [String; 3] {
     [first, second, third]
 }
 
-pub async fn extend_off_read_does_not_move_expiry(kind: Kind) {
-    let Some((app, b)) = start_with(kind, |s| s.session.extend_on_every_request = false).await
+pub async fn with_extension_off_a_read_does_not_move_the_expiry(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some((app, b)) = start_with_clock(
+        kind,
+        |s| s.session.extend_on_every_request = false,
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
-    let [first, second, third] = expiry_across_reads(&app, &b).await;
+    let [first, second, third] = expiry_across_reads(&app, &b, &clock).await;
     assert_eq!(first, second, "a read moved the expiry");
     assert_eq!(first, third, "a read moved the expiry");
 
@@ -520,11 +538,12 @@ pub async fn extend_off_read_does_not_move_expiry(kind: Kind) {
 }
 
 /// The control of the test above: with the default, a read does extend.
-pub async fn extend_on_read_moves_expiry(kind: Kind) {
-    let Some((app, b)) = start(kind).await else {
+pub async fn a_read_moves_the_expiry(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some((app, b)) = start_with_clock(kind, |_| {}, clock.clone()).await else {
         return;
     };
-    let [first, _, third] = expiry_across_reads(&app, &b).await;
+    let [first, _, third] = expiry_across_reads(&app, &b, &clock).await;
     let parse = |s: &str| {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|e| panic!("{s:?}: {e}"))
@@ -538,7 +557,7 @@ pub async fn extend_on_read_moves_expiry(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn account_page_after_login(kind: Kind) {
+pub async fn the_account_page_lists_the_signed_in_sessions(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
@@ -571,7 +590,7 @@ pub async fn account_page_after_login(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn not_found_page_uses_layout(kind: Kind) {
+pub async fn the_not_found_page_uses_the_layout(kind: Kind) {
     let Some((app, b)) = start(kind).await else {
         return;
     };

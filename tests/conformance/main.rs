@@ -6,128 +6,39 @@ mod support;
 
 mod scenarios;
 
-/// Instantiates every scenario of `scenarios` for one backend.
-macro_rules! conformance_tests {
-    ($backend:ident, $kind:expr) => {
-        mod $backend {
-            use super::scenarios as s;
-            use super::support::Kind;
-            const KIND: Kind = $kind;
-
-            #[tokio::test]
-            async fn new_visitor_gets_no_session() {
-                s::new_visitor_gets_no_session(KIND).await
-            }
-            #[tokio::test]
-            async fn create_read_update() {
-                s::create_read_update(KIND).await
-            }
-            #[tokio::test]
-            async fn cookie_attributes() {
-                s::cookie_attributes(KIND).await
-            }
-            #[tokio::test]
-            async fn remove_key() {
-                s::remove_key(KIND).await
-            }
-            #[tokio::test]
-            async fn explicit_save() {
-                s::explicit_save(KIND).await
-            }
-            #[tokio::test]
-            async fn delete_session() {
-                s::delete_session(KIND).await
-            }
-            #[tokio::test]
-            async fn cycle_keeps_data_and_kills_old_id() {
-                s::cycle_keeps_data_and_kills_old_id(KIND).await
-            }
-            #[tokio::test]
-            async fn idle_expiry() {
-                s::idle_expiry(KIND).await
-            }
-            #[tokio::test]
-            async fn steady_reads_touch_about_once_per_interval() {
-                s::steady_reads_touch_about_once_per_interval(KIND).await
-            }
-            #[tokio::test]
-            async fn absolute_expiry() {
-                s::absolute_expiry(KIND).await
-            }
-            #[tokio::test]
-            async fn extend_on_every_request() {
-                s::extend_on_every_request(KIND).await
-            }
-            #[tokio::test]
-            async fn extend_off_only_writes_extend() {
-                s::extend_off_only_writes_extend(KIND).await
-            }
-            #[tokio::test]
-            async fn touch_interval_throttles() {
-                s::touch_interval_throttles(KIND).await
-            }
-            #[tokio::test]
-            async fn expiry_route_never_extends() {
-                s::expiry_route_never_extends(KIND).await
-            }
-            #[tokio::test]
-            async fn purge_expired() {
-                s::purge_expired(KIND).await
-            }
-            #[tokio::test]
-            async fn clear() {
-                s::clear(KIND).await
-            }
-            #[tokio::test]
-            async fn bad_cookies_give_a_fresh_session() {
-                s::bad_cookies_give_a_fresh_session(KIND).await
-            }
-            #[tokio::test]
-            async fn no_resurrection_after_delete() {
-                s::no_resurrection_after_delete(KIND).await
-            }
-            #[tokio::test]
-            async fn concurrent_visitors_never_mix() {
-                s::concurrent_visitors_never_mix(KIND).await
-            }
-            #[tokio::test]
-            async fn size_limits() {
-                s::size_limits(KIND).await
-            }
-            #[tokio::test]
-            async fn bad_keys_and_bodies() {
-                s::bad_keys_and_bodies(KIND).await
-            }
-            #[tokio::test]
-            async fn json_nesting_limit() {
-                s::json_nesting_limit(KIND).await
-            }
-            #[tokio::test]
-            async fn saves_and_writes_do_not_outlive_the_absolute_timeout() {
-                s::saves_and_writes_do_not_outlive_the_absolute_timeout(KIND).await
-            }
-            #[tokio::test]
-            async fn a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it() {
-                s::a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it(KIND).await
-            }
-            #[tokio::test]
-            async fn health() {
-                s::health(KIND).await
-            }
-        }
-    };
+backends! {
+    #[tokio::test]
+    [
+        file, memory, sqlite, postgres, mysql,
+        redis, redis_cluster, rediss, rediss_cluster, redis_sentinel,
+        memcached, cookie_private, cookie_signed,
+    ] => {
+        scenarios::{
+            new_visitor_gets_no_session,
+            values_are_created_read_and_updated,
+            the_session_cookie_carries_its_attributes,
+            a_removed_key_is_gone_and_the_others_stay,
+            an_explicit_save_creates_nothing_alone_and_resends_the_cookie,
+            deleting_the_session_removes_its_record_and_cookie,
+            cycling_keeps_the_data_and_kills_the_old_id,
+            idle_expiry_ends_a_quiet_session,
+            steady_reads_touch_about_once_per_interval,
+            absolute_expiry_ends_an_active_session,
+            a_read_extends_the_session,
+            with_extension_off_only_writes_extend,
+            a_read_within_the_touch_interval_does_not_extend,
+            polling_the_expiry_never_extends,
+            purge_deletes_only_expired_sessions,
+            clear_deletes_every_session_where_the_store_can,
+            bad_cookies_give_a_fresh_session,
+            a_deleted_session_stays_deleted,
+            concurrent_visitors_never_mix,
+            writes_over_the_size_limits_are_refused,
+            bad_keys_and_bodies_are_refused,
+            json_nested_deeper_than_64_levels_is_refused,
+            saves_and_writes_do_not_outlive_the_absolute_timeout,
+            a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it,
+            health_reports_the_backend_and_sets_no_cookie,
+        },
+    }
 }
-
-conformance_tests!(file, Kind::File);
-conformance_tests!(memory, Kind::Memory);
-conformance_tests!(sqlite, Kind::Sqlite);
-conformance_tests!(postgres, Kind::Postgres);
-conformance_tests!(mysql, Kind::Mysql);
-conformance_tests!(redis, Kind::Redis);
-conformance_tests!(redis_cluster, Kind::RedisCluster);
-conformance_tests!(rediss, Kind::Rediss);
-conformance_tests!(rediss_cluster, Kind::RedissCluster);
-conformance_tests!(redis_sentinel, Kind::RedisSentinel);
-conformance_tests!(memcached, Kind::Memcached);
-conformance_tests!(cookie_private, Kind::Cookie);
-conformance_tests!(cookie_signed, Kind::CookieSigned);

@@ -6,9 +6,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use websessions::sessions::policy::ManualClock;
+use time::format_description::well_known::Rfc3339;
+use websessions::sessions::policy::{Clock, ManualClock};
 
-use crate::support::{Kind, max_age, set_cookies, spawn_app, spawn_app_with, spawn_app_with_clock};
+use crate::support::{
+    Kind, LaggingClock, max_age, set_cookies, spawn_app, spawn_app_with, spawn_app_with_clock,
+};
 
 use crate::support::COOKIE;
 
@@ -43,7 +46,7 @@ pub async fn new_visitor_gets_no_session(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn create_read_update(kind: Kind) {
+pub async fn values_are_created_read_and_updated(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -79,7 +82,7 @@ pub async fn create_read_update(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn cookie_attributes(kind: Kind) {
+pub async fn the_session_cookie_carries_its_attributes(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -109,7 +112,7 @@ pub async fn cookie_attributes(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn remove_key(kind: Kind) {
+pub async fn a_removed_key_is_gone_and_the_others_stay(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -131,7 +134,7 @@ pub async fn remove_key(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn explicit_save(kind: Kind) {
+pub async fn an_explicit_save_creates_nothing_alone_and_resends_the_cookie(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -155,7 +158,7 @@ pub async fn explicit_save(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn delete_session(kind: Kind) {
+pub async fn deleting_the_session_removes_its_record_and_cookie(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -186,7 +189,7 @@ pub async fn delete_session(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn cycle_keeps_data_and_kills_old_id(kind: Kind) {
+pub async fn cycling_keeps_the_data_and_kills_the_old_id(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -228,14 +231,28 @@ pub async fn cycle_keeps_data_and_kills_old_id(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn idle_expiry(kind: Kind) {
-    let Some(app) = spawn_app_with(kind, |s| s.session.idle_timeout = Duration::from_secs(2)).await
+/// The engine's clock moves, not the real one: the stores still hold the
+/// record, and the engine's own check must end the session.
+pub async fn idle_expiry_ends_a_quiet_session(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| s.session.idle_timeout = Duration::from_secs(2),
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
     let me = app.me();
     me.set("a", json!(1)).await;
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    clock.advance(Duration::from_millis(1900));
+    assert_eq!(
+        me.session().await["new"],
+        json!(false),
+        "still within idle_timeout"
+    );
+    clock.advance(Duration::from_millis(2100));
     let body = me.session().await;
     assert_eq!(
         body["new"],
@@ -246,39 +263,43 @@ pub async fn idle_expiry(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn absolute_expiry(kind: Kind) {
-    let Some(app) = spawn_app_with(kind, |s| {
-        s.session.idle_timeout = Duration::from_secs(2);
-        s.session.absolute_timeout = Duration::from_secs(3);
-        s.session.touch_interval = Duration::ZERO;
-    })
+pub async fn absolute_expiry_ends_an_active_session(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| {
+            s.session.idle_timeout = Duration::from_secs(2);
+            s.session.absolute_timeout = Duration::from_secs(3);
+            s.session.touch_interval = Duration::ZERO;
+        },
+        clock.clone(),
+    )
     .await
     else {
         return;
     };
     let me = app.me();
+    // The engine's clock stands still between moves: this is `_created_at`.
+    let created = clock.now();
     me.set("a", json!(1)).await;
     let mut alive_until_cap = true;
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        clock.advance(Duration::from_millis(600));
         alive_until_cap &= me.session().await["new"] == json!(false);
     }
     assert!(
         alive_until_cap,
         "activity keeps the session alive before the cap"
     );
-    // 2.4 s in: the cap (3 s) has not passed, but the stored expiry is capped.
-    let expires = me
-        .get("/api/session/expiry")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    // 2.4 s in: the cap (3 s) has not passed, but the stored expiry is
+    // capped (now + idle would be 4.4 s in).
+    let expires = expires_at(&me).await;
+    let expires = time::OffsetDateTime::parse(&expires, &Rfc3339).unwrap();
     assert!(
-        expires["seconds_left"].as_i64().unwrap() <= 1,
-        "expiry capped at created + absolute: {expires}"
+        expires <= created + Duration::from_secs(3),
+        "expiry capped at created + absolute: {expires} vs created {created}"
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_millis(1200));
     assert_eq!(
         me.session().await["new"],
         json!(true),
@@ -298,18 +319,21 @@ async fn expires_at(me: &crate::support::Visitor) -> String {
         .to_owned()
 }
 
-pub async fn extend_on_every_request(kind: Kind) {
-    let Some(app) = spawn_app_with(kind, |s| s.session.touch_interval = Duration::ZERO).await
+pub async fn a_read_extends_the_session(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| s.session.touch_interval = Duration::ZERO,
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
     let me = app.me();
     me.set("a", json!(1)).await;
     let first = expires_at(&me).await;
-    // memcached keeps TTLs in whole seconds on a coarse clock: its stored
-    // expiry is exact to about two seconds, so wait longer there.
-    let wait = if kind == Kind::Memcached { 3200 } else { 1100 };
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+    clock.advance(Duration::from_secs(5));
     let resp = me.get("/api/session/a").await;
     assert_eq!(
         set_cookies(resp.headers(), &COOKIE).len(),
@@ -324,11 +348,16 @@ pub async fn extend_on_every_request(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn extend_off_only_writes_extend(kind: Kind) {
-    let Some(app) = spawn_app_with(kind, |s| {
-        s.session.extend_on_every_request = false;
-        s.session.touch_interval = Duration::ZERO;
-    })
+pub async fn with_extension_off_only_writes_extend(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| {
+            s.session.extend_on_every_request = false;
+            s.session.touch_interval = Duration::ZERO;
+        },
+        clock.clone(),
+    )
     .await
     else {
         return;
@@ -336,7 +365,7 @@ pub async fn extend_off_only_writes_extend(kind: Kind) {
     let me = app.me();
     me.set("a", json!(1)).await;
     let first = expires_at(&me).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(5));
     let resp = me.get("/api/session/a").await;
     assert!(
         set_cookies(resp.headers(), &COOKIE).is_empty(),
@@ -348,16 +377,21 @@ pub async fn extend_off_only_writes_extend(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn touch_interval_throttles(kind: Kind) {
-    let Some(app) =
-        spawn_app_with(kind, |s| s.session.touch_interval = Duration::from_secs(30)).await
+pub async fn a_read_within_the_touch_interval_does_not_extend(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| s.session.touch_interval = Duration::from_secs(30),
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
     let me = app.me();
     me.set("a", json!(1)).await;
     let first = expires_at(&me).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(10));
     let resp = me.get("/api/session/a").await;
     assert!(
         set_cookies(resp.headers(), &COOKIE).is_empty(),
@@ -371,8 +405,13 @@ pub async fn touch_interval_throttles(kind: Kind) {
 /// about once a second, not on every read: a store whose expiry is coarse
 /// (memcached's whole seconds) must not turn every read into a touch.
 pub async fn steady_reads_touch_about_once_per_interval(kind: Kind) {
-    let Some(app) =
-        spawn_app_with(kind, |s| s.session.touch_interval = Duration::from_secs(1)).await
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| s.session.touch_interval = Duration::from_secs(1),
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
@@ -380,13 +419,13 @@ pub async fn steady_reads_touch_about_once_per_interval(kind: Kind) {
     me.set("a", json!(1)).await;
     let mut reads = 0;
     let mut touches = 0;
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(3) {
+    // A read every 25 ms for 3 s of the engine's clock.
+    for _ in 0..120 {
+        clock.advance(Duration::from_millis(25));
         let resp = me.get("/api/session/a").await;
         assert_eq!(resp.status(), StatusCode::OK);
         reads += 1;
         touches += usize::from(!set_cookies(resp.headers(), &COOKIE).is_empty());
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // 3 s at one touch per second, plus one for a boundary.
     assert!(
@@ -396,15 +435,21 @@ pub async fn steady_reads_touch_about_once_per_interval(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn expiry_route_never_extends(kind: Kind) {
-    let Some(app) = spawn_app_with(kind, |s| s.session.touch_interval = Duration::ZERO).await
+pub async fn polling_the_expiry_never_extends(kind: Kind) {
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| s.session.touch_interval = Duration::ZERO,
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
     let me = app.me();
     me.set("a", json!(1)).await;
     let first = expires_at(&me).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(5));
     let resp = me.get("/api/session/expiry").await;
     assert!(set_cookies(resp.headers(), &COOKIE).is_empty());
     let body = resp.json::<Value>().await.unwrap();
@@ -417,19 +462,45 @@ pub async fn expiry_route_never_extends(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn purge_expired(kind: Kind) {
+/// Purging deletes the expired sessions and keeps the live one. Redis and
+/// memcached drop expired keys by their own TTL, so nothing is left there
+/// to purge.
+pub async fn purge_deletes_only_expired_sessions(kind: Kind) {
     use websessions::sessions::store::Capability;
-    let Some(app) = spawn_app_with(kind, |s| s.session.idle_timeout = Duration::from_secs(2)).await
+    let ttl_store = matches!(
+        kind,
+        Kind::Redis
+            | Kind::RedisCluster
+            | Kind::Rediss
+            | Kind::RedissCluster
+            | Kind::RedisSentinel
+            | Kind::Memcached
+    );
+    let clock = LaggingClock::new();
+    let Some(app) = spawn_app_with_clock(
+        kind,
+        |s| s.session.idle_timeout = Duration::from_secs(2),
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
+    if !ttl_store {
+        // Written an hour ago, by every clock's count.
+        clock.set_behind(Duration::from_secs(3600));
+    }
     let mut old_cookies = Vec::new();
     for i in 0..3 {
         let v = app.visitor();
         v.set("i", json!(i)).await;
         old_cookies.push(v.session_cookie(&COOKIE).unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    if ttl_store {
+        // Real time: only the store's own TTL, on its own clock, drops a key.
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+    }
+    clock.set_behind(Duration::ZERO);
     let live = app.visitor();
     live.set("live", json!(true)).await;
     match kind {
@@ -490,7 +561,7 @@ pub async fn purge_expired(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn clear(kind: Kind) {
+pub async fn clear_deletes_every_session_where_the_store_can(kind: Kind) {
     use websessions::sessions::store::Capability;
     let Some(app) = spawn_app(kind).await else {
         return;
@@ -582,7 +653,7 @@ pub async fn bad_cookies_give_a_fresh_session(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn no_resurrection_after_delete(kind: Kind) {
+pub async fn a_deleted_session_stays_deleted(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -651,7 +722,7 @@ pub async fn concurrent_visitors_never_mix(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn size_limits(kind: Kind) {
+pub async fn writes_over_the_size_limits_are_refused(kind: Kind) {
     if !kind.server_side() {
         return cookie_size_limit(kind).await;
     }
@@ -734,7 +805,7 @@ async fn cookie_size_limit(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn bad_keys_and_bodies(kind: Kind) {
+pub async fn bad_keys_and_bodies_are_refused(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -823,7 +894,7 @@ pub async fn bad_keys_and_bodies(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn health(kind: Kind) {
+pub async fn health_reports_the_backend_and_sets_no_cookie(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -844,7 +915,7 @@ pub async fn health(kind: Kind) {
 /// A JSON value nested deeper than 64 levels is refused with 400 and the
 /// session stays as it was; a value exactly 64 deep stores and loads back
 /// (stored records add nesting of their own: a value that stores must load).
-pub async fn json_nesting_limit(kind: Kind) {
+pub async fn json_nested_deeper_than_64_levels_is_refused(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };

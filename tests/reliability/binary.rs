@@ -7,13 +7,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 
 use crate::common::{COOKIE, bare_client, free_port};
+use crate::support::eventually;
 
 /// Starts `websessions serve` on a fixed port with extra env vars.
 fn serve(port: u16, env: &[(&str, String)], out: Stdio, err: Stdio) -> Child {
@@ -36,22 +37,14 @@ fn serve(port: u16, env: &[(&str, String)], out: Stdio, err: Stdio) -> Child {
 
 async fn wait_ready(base: &str, child: &mut Child) {
     let client = bare_client();
-    let start = Instant::now();
-    loop {
-        if let Ok(resp) = client.get(format!("{base}/healthz")).send().await {
-            if resp.status() == StatusCode::OK {
-                return;
-            }
-        }
+    eventually(Duration::from_secs(20), "server ready", async || {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("the server exited: {status}");
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "server not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let resp = client.get(format!("{base}/healthz")).send().await;
+        resp.is_ok_and(|resp| resp.status() == StatusCode::OK)
+    })
+    .await;
 }
 
 fn cookie_from(resp: &reqwest::Response) -> Option<String> {
@@ -118,7 +111,11 @@ async fn crash_under_write_storm(env: Vec<(&'static str, String)>, store_dir: &P
             sent
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Mid-storm: once a good number of writes went through.
+    eventually(Duration::from_secs(60), "the storm writes", async || {
+        written.load(Ordering::Relaxed) >= 20 * WRITERS
+    })
+    .await;
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     stop.store(true, Ordering::Relaxed);

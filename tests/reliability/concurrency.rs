@@ -15,20 +15,32 @@ use tower_sessions::Session;
 use websessions::state::AppState;
 
 use crate::common::{COOKIE, id_of, set_cookie_value, stored};
-use crate::support::{Kind, TestApp, Visitor, spawn_app_with, spawn_app_with_routes};
+use websessions::sessions::policy::ManualClock;
 
-/// Routes only the tests have: deliberately slow reads and writes. Each
-/// signals `started` once the session is loaded, so the test acts while the
-/// slow request is really in flight.
-fn slow_routes(started: Arc<Notify>) -> Router<AppState> {
-    let (read, write) = (started.clone(), started);
+use crate::support::{
+    Kind, TestApp, Visitor, spawn_app_with, spawn_app_with_routes, spawn_app_with_routes_and_clock,
+};
+
+/// The gates of the slow routes: a slow request signals `started` once its
+/// session is loaded, then holds until the test `release`s it, so the test
+/// acts while the request is really in flight, without guessing how long.
+#[derive(Clone, Default)]
+struct Gates {
+    started: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+/// Routes only the tests have: reads and writes held open by `gates`, and a
+/// read that takes 300 ms.
+fn slow_routes(gates: Gates) -> Router<AppState> {
+    let (read, write) = (gates.clone(), gates);
     Router::new()
         .route(
             "/test/slow-read",
             get(move |session: Session| async move {
                 let _ = session.get_value("a").await;
-                read.notify_one();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                read.started.notify_one();
+                read.release.notified().await;
                 "read"
             }),
         )
@@ -36,8 +48,8 @@ fn slow_routes(started: Arc<Notify>) -> Router<AppState> {
             "/test/slow-write",
             get(move |session: Session| async move {
                 let _ = session.get_value("a").await;
-                write.notify_one();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                write.started.notify_one();
+                write.release.notified().await;
                 session
                     .insert_value("late", json!("written after the delete"))
                     .await
@@ -49,6 +61,8 @@ fn slow_routes(started: Arc<Notify>) -> Router<AppState> {
             "/test/slow-300",
             get(|session: Session| async move {
                 let _ = session.get_value("a").await;
+                // Real time: only a request that takes a while shows whether
+                // another one waited for it.
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 "slow"
             }),
@@ -167,11 +181,10 @@ pub async fn serialized_increments_are_exact(kind: Kind) {
 }
 
 pub async fn visitors_stay_parallel_when_serialized(kind: Kind) {
-    let started = Arc::new(Notify::new());
     let Some(app) = spawn_app_with_routes(
         kind,
         |s| s.session.serialize_requests = true,
-        Some(slow_routes(started.clone())),
+        Some(slow_routes(Gates::default())),
     )
     .await
     else {
@@ -217,11 +230,13 @@ pub async fn visitors_stay_parallel_when_serialized(kind: Kind) {
 }
 
 pub async fn slow_touch_keeps_a_concurrent_write(kind: Kind) {
-    let started = Arc::new(Notify::new());
-    let Some(app) = spawn_app_with_routes(
+    let gates = Gates::default();
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_routes_and_clock(
         kind,
         |s| s.session.touch_interval = Duration::ZERO,
-        Some(slow_routes(started.clone())),
+        slow_routes(gates.clone()),
+        clock.clone(),
     )
     .await
     else {
@@ -230,14 +245,13 @@ pub async fn slow_touch_keeps_a_concurrent_write(kind: Kind) {
     let me = app.me();
     for round in 0..2 {
         me.set("a", json!(round)).await;
-        // Let the stored expiry fall behind, so the slow read does touch
-        // (memcached keeps whole seconds).
-        let wait = if kind == Kind::Memcached { 1100 } else { 20 };
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        // Let the stored expiry fall behind, so the slow read does touch.
+        clock.advance(Duration::from_secs(2));
         let cookie = me.session_cookie(&COOKIE).unwrap();
-        let slow = in_flight(&app, "/test/slow-read", &cookie, &started).await;
+        let slow = in_flight(&app, "/test/slow-read", &cookie, &gates.started).await;
         let key = format!("written{round}");
         me.set(&key, json!("meanwhile")).await;
+        gates.release.notify_one();
         let resp = slow.await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         if kind != Kind::Memcached {
@@ -266,8 +280,8 @@ fn set_cookies_of(resp: &reqwest::Response) -> usize {
 /// A slow write of the same visitor racing a delete: the delete wins, the
 /// record stays absent, the slow answer carries no session cookie.
 async fn no_resurrection(kind: Kind, logout: bool) {
-    let started = Arc::new(Notify::new());
-    let Some(app) = spawn_app_with_routes(kind, |_| {}, Some(slow_routes(started.clone()))).await
+    let gates = Gates::default();
+    let Some(app) = spawn_app_with_routes(kind, |_| {}, Some(slow_routes(gates.clone()))).await
     else {
         return;
     };
@@ -275,7 +289,7 @@ async fn no_resurrection(kind: Kind, logout: bool) {
     me.set("a", json!(1)).await;
     let cookie = me.session_cookie(&COOKIE).unwrap();
     let token = me.csrf_token().await;
-    let slow = in_flight(&app, "/test/slow-write", &cookie, &started).await;
+    let slow = in_flight(&app, "/test/slow-write", &cookie, &gates.started).await;
     if logout {
         let resp = me.post_form("/logout", &[("csrf_token", &token)]).await;
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
@@ -286,6 +300,7 @@ async fn no_resurrection(kind: Kind, logout: bool) {
         );
     }
     assert!(app.store().load(&id_of(&cookie)).await.unwrap().is_none());
+    gates.release.notify_one();
     let resp = slow.await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "the slow write answered");
     assert_eq!(

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::common::{COOKIE, id_of, session_with_cookie, set_cookie_value};
 use crate::support::{Kind, assert_see_other, spawn_app};
 
-pub async fn login_cycles_and_logout_deletes(kind: Kind) {
+pub async fn login_cycles_the_id_and_logout_deletes_the_session(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };

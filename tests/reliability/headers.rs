@@ -60,7 +60,7 @@ fn assert_no_store(h: &HeaderMap, what: &str) {
     assert!(cc.contains("no-store"), "{what}: Cache-Control {cc}");
 }
 
-pub async fn security_headers(kind: Kind) {
+pub async fn every_response_carries_the_security_headers(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -137,7 +137,7 @@ pub async fn security_headers(kind: Kind) {
     app.finish().await;
 }
 
-pub async fn cookie_secure_and_http_only(kind: Kind) {
+pub async fn with_secure_on_every_cookie_is_secure_and_http_only(kind: Kind) {
     // Secure configured: every session cookie and the CSRF nonce say so.
     let Some(app) = spawn_app_with(kind, |s| s.session.secure = true).await else {
         return;

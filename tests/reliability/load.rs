@@ -17,7 +17,7 @@ fn requests_per_visitor(_kind: Kind) -> usize {
     50
 }
 
-pub async fn load(kind: Kind) {
+pub async fn two_hundred_visitors_never_see_each_others_data(kind: Kind) {
     let Some(app) = spawn_app_with(kind, |s| {
         // 200 visitors share the pool. With the default 10 connections, 190
         // requests queue for one; on a shared 2-core CI machine a stall of

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::forwarder::Forwarder;
-use crate::support::{Kind, Visitor, spawn_app_with};
+use crate::support::{Kind, Visitor, poll, spawn_app_with};
 
 fn env_var(kind: Kind) -> &'static str {
     match kind {
@@ -51,23 +51,26 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = reqwest::Response>,
 {
-    let start = Instant::now();
-    loop {
+    let mut last = None;
+    let found = poll(limit, async || {
         let resp = f().await;
         let status = resp.status();
         let body = resp.json::<Value>().await.unwrap_or(Value::Null);
-        if status == want || start.elapsed() > limit {
-            return (status, body);
+        if status == want {
+            return Some((status, body));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        last = Some((status, body));
+        None
+    })
+    .await;
+    found.or(last).expect("at least one attempt")
 }
 
 async fn get(v: &Visitor, path: &str) -> reqwest::Response {
     v.get(path).await
 }
 
-pub async fn outage_gives_503_and_recovers(kind: Kind) {
+pub async fn an_outage_gives_503_and_the_site_recovers(kind: Kind) {
     let Ok(url) = std::env::var(env_var(kind)) else {
         println!("SKIP {kind:?} outage: {} not set", env_var(kind));
         return;

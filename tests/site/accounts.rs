@@ -35,7 +35,7 @@ fn fingerprints(html: &str) -> Vec<String> {
         .collect()
 }
 
-async fn account_page(kind: Kind) {
+pub async fn the_account_page_lists_and_revokes_the_users_sessions(kind: Kind) {
     let Some(app) = spawn_app(kind).await else {
         return;
     };
@@ -123,21 +123,6 @@ async fn account_page(kind: Kind) {
 }
 
 #[tokio::test]
-async fn account_page_file() {
-    account_page(Kind::File).await
-}
-
-#[tokio::test]
-async fn account_page_sqlite() {
-    account_page(Kind::Sqlite).await
-}
-
-#[tokio::test]
-async fn account_page_redis() {
-    account_page(Kind::Redis).await
-}
-
-#[tokio::test]
 async fn cookie_backend_explains_it_cannot_list_sessions() {
     let Some(app) = spawn_app(Kind::Cookie).await else {
         return;
@@ -148,26 +133,6 @@ async fn cookie_backend_explains_it_cannot_list_sessions() {
     assert!(page.contains("account-note") && page.contains("cookie backend"));
     assert!(page.contains("no password"));
     app.finish().await;
-}
-
-#[tokio::test]
-async fn account_page_memcached() {
-    account_page(Kind::Memcached).await
-}
-
-#[tokio::test]
-async fn account_page_postgres() {
-    account_page(Kind::Postgres).await
-}
-
-#[tokio::test]
-async fn account_page_mysql() {
-    account_page(Kind::Mysql).await
-}
-
-#[tokio::test]
-async fn account_page_memory() {
-    account_page(Kind::Memory).await
 }
 
 async fn logout(v: &Visitor) {
@@ -542,47 +507,19 @@ pub async fn a_user_keeps_at_most_fifty_sessions_and_the_least_recently_seen_go(
 
 /// The account scenarios on every backend that keeps sessions on the
 /// server (the cookie backend has no index: see the test above).
-macro_rules! server_side_accounts {
-    ($backend:ident, $kind:expr) => {
-        mod $backend {
-            use crate::support::Kind;
-            const KIND: Kind = $kind;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn cycling_while_signed_in_keeps_the_user_and_moves_the_entry() {
-                super::cycling_while_signed_in_keeps_the_user_and_moves_the_entry(KIND).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_revoked_session_is_logged_out_on_its_next_json_request() {
-                super::a_revoked_session_is_logged_out_on_its_next_json_request(KIND).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn after_a_key_rotation_the_user_stays_signed_in_and_the_list_is_intact() {
-                super::after_a_key_rotation_the_user_stays_signed_in_and_the_list_is_intact(KIND)
-                    .await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn logging_out_prunes_the_list() {
-                super::logging_out_prunes_the_list(KIND).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn two_instances_revoking_and_refreshing_at_once_never_leave_a_revoked_session_alive()
-             {
-                super::two_instances_revoking_and_refreshing_at_once_never_leave_a_revoked_session_alive(KIND).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_user_keeps_at_most_fifty_sessions_and_the_least_recently_seen_go() {
-                super::a_user_keeps_at_most_fifty_sessions_and_the_least_recently_seen_go(KIND)
-                    .await
-            }
+mod server_side {
+    crate::backends! {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        [file, memory, sqlite, postgres, mysql, redis, memcached] => {
+            accounts::{
+                the_account_page_lists_and_revokes_the_users_sessions,
+                cycling_while_signed_in_keeps_the_user_and_moves_the_entry,
+                a_revoked_session_is_logged_out_on_its_next_json_request,
+                after_a_key_rotation_the_user_stays_signed_in_and_the_list_is_intact,
+                logging_out_prunes_the_list,
+                two_instances_revoking_and_refreshing_at_once_never_leave_a_revoked_session_alive,
+                a_user_keeps_at_most_fifty_sessions_and_the_least_recently_seen_go,
+            },
         }
-    };
+    }
 }
-
-server_side_accounts!(file, Kind::File);
-server_side_accounts!(memory, Kind::Memory);
-server_side_accounts!(sqlite, Kind::Sqlite);
-server_side_accounts!(postgres, Kind::Postgres);
-server_side_accounts!(mysql, Kind::Mysql);
-server_side_accounts!(redis, Kind::Redis);
-server_side_accounts!(memcached, Kind::Memcached);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Kind, spawn_app_with};
+use crate::support::{Kind, LaggingClock, spawn_app_with_clock};
 
 fn websessions(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_websessions"));
@@ -404,18 +404,23 @@ fn config_masks_passwords_anywhere_in_a_url() {
 
 #[tokio::test]
 async fn sessions_stats_purge_and_clear_on_the_file_store() {
-    // Sessions made through the real app, then inspected by the binary.
-    let Some(app) = spawn_app_with(Kind::File, |s| {
-        s.session.idle_timeout = Duration::from_secs(2)
-    })
+    // Sessions made through the real app, then inspected by the binary:
+    // three written an hour ago, one now.
+    let clock = LaggingClock::new();
+    let Some(app) = spawn_app_with_clock(
+        Kind::File,
+        |s| s.session.idle_timeout = Duration::from_secs(2),
+        clock.clone(),
+    )
     .await
     else {
         return;
     };
+    clock.set_behind(Duration::from_secs(3600));
     for i in 0..3 {
         app.visitor().set("i", json!(i)).await;
     }
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    clock.set_behind(Duration::ZERO);
     app.visitor().set("live", json!(true)).await;
     let root = app.temp_dir().to_path_buf();
     let run = |args: &'static [&'static str]| {

@@ -4,7 +4,7 @@
 //! when `TEST_POSTGRES_URL` / `TEST_MYSQL_URL` are set.
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sqlx::{Connection as _, Executor as _};
@@ -81,21 +81,23 @@ async fn seed(url: &str) {
 
 async fn the_commands(url: &str) {
     // Strict start-up on an empty database: refused, with the fix named.
-    let mut serve = command(url, &["serve"])
+    let serve = command(url, &["serve"])
         .env("APP_SESSION__DATABASE__AUTO_MIGRATE", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn serve");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while serve.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = serve.kill();
+    // It must exit on its own; one that serves instead is killed.
+    let pid = serve.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(serve.wait_with_output()));
+    let out = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => out.expect("serve output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
             panic!("serve started without a schema");
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = serve.wait_with_output().expect("serve output");
+    };
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("websessions migrate"), "{text}");

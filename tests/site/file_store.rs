@@ -11,7 +11,10 @@ use tower_sessions::session::{Id, Record};
 use websessions::sessions::file::FileStore;
 use websessions::sessions::store::{Capability, SiteStore};
 
-use crate::support::{Kind, files_under, spawn_app, spawn_app_with};
+use crate::support::{
+    Kind, LaggingClock, eventually, files_under, spawn_app, spawn_app_with, spawn_app_with_clock,
+    spawn_sharing_store,
+};
 
 use crate::support::COOKIE;
 
@@ -225,10 +228,14 @@ async fn create_is_insert_only_and_save_touch_are_update_only() {
 
 #[tokio::test]
 async fn the_background_task_purges_expired_sessions() {
-    let Some(app) = spawn_app_with(Kind::File, |s| {
-        s.session.idle_timeout = Duration::from_secs(2);
-        s.session.purge_interval = Duration::from_millis(500);
-    })
+    // Sessions written an hour ago, by an instance that purges rarely.
+    let clock = LaggingClock::new();
+    clock.set_behind(Duration::from_secs(3600));
+    let Some(app) = spawn_app_with_clock(
+        Kind::File,
+        |s| s.session.idle_timeout = Duration::from_secs(2),
+        clock,
+    )
     .await
     else {
         return;
@@ -236,13 +243,23 @@ async fn the_background_task_purges_expired_sessions() {
     for i in 0..3 {
         app.visitor().set("i", json!(i)).await;
     }
-    assert_eq!(files_under(&app.settings.session.file.dir).len(), 3);
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    // Nobody called purge: the server's own task deleted the expired files.
-    assert!(
-        files_under(&app.settings.session.file.dir).is_empty(),
-        "expired files were purged"
-    );
+    let dir = app.settings.session.file.dir.clone();
+    assert_eq!(files_under(&dir).len(), 3);
+    // Nobody calls purge: the background task of an instance that purges
+    // often deletes the expired files.
+    let purger = spawn_sharing_store(
+        &app,
+        |s| s.session.purge_interval = Duration::from_millis(500),
+        None,
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "expired files purged",
+        async || files_under(&dir).is_empty(),
+    )
+    .await;
+    purger.stop().await;
     app.finish().await;
 }
 
@@ -295,14 +312,12 @@ async fn until_waiting(pid: u32, path: &std::path::Path, n: usize, what: &str) {
         Ok(meta) => meta.ino(),
         Err(e) => panic!("{what} did not wait for the record's lock: the record is gone ({e})"),
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while flock_waiters(pid, ino) < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} did not wait for the record's lock held by another process"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(20),
+        &format!("{what} waiting for the record's lock held by another process"),
+        async || flock_waiters(pid, ino) >= n,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

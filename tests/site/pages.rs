@@ -4,7 +4,11 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{Kind, assert_see_other, csrf_from, set_cookies, spawn_app, spawn_app_with};
+use websessions::sessions::policy::ManualClock;
+
+use crate::support::{
+    Kind, assert_see_other, csrf_from, set_cookies, spawn_app, spawn_app_with, spawn_app_with_clock,
+};
 
 use crate::support::COOKIE;
 
@@ -350,8 +354,13 @@ async fn visits_count_only_with_a_session() {
 
 #[tokio::test]
 async fn visits_are_a_write_so_they_extend_even_when_extension_is_off() {
-    let Some(app) =
-        spawn_app_with(Kind::Memory, |s| s.session.extend_on_every_request = false).await
+    let clock = ManualClock::new();
+    let Some(app) = spawn_app_with_clock(
+        Kind::Memory,
+        |s| s.session.extend_on_every_request = false,
+        clock.clone(),
+    )
+    .await
     else {
         return;
     };
@@ -366,7 +375,7 @@ async fn visits_are_a_write_so_they_extend_even_when_extension_is_off() {
             .clone()
     };
     let first = expiry().await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    clock.advance(std::time::Duration::from_millis(1100));
     me.get("/session/get?key=a").await;
     assert_eq!(expiry().await, first, "a read-only page does not extend");
     let resp = me.get("/").await;

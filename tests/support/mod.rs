@@ -7,6 +7,7 @@
 pub mod servers;
 
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
@@ -172,6 +173,16 @@ pub async fn spawn_app_with_routes(
     extra: Option<axum::Router<websessions::state::AppState>>,
 ) -> Option<TestApp> {
     spawn(kind, adjust, extra, None).await
+}
+
+/// `spawn_app_with_routes` and `spawn_app_with_clock` at once.
+pub async fn spawn_app_with_routes_and_clock(
+    kind: Kind,
+    adjust: impl FnOnce(&mut Settings),
+    extra: axum::Router<websessions::state::AppState>,
+    clock: Arc<dyn Clock>,
+) -> Option<TestApp> {
+    spawn(kind, adjust, Some(extra), Some(clock)).await
 }
 
 /// Like `spawn_app_with`, with the engine reading `clock`: tests move a
@@ -706,6 +717,58 @@ pub fn assert_see_other(resp: &reqwest::Response, location: &str) {
     );
 }
 
+/// A clock the test sets behind the real one. What the app writes while it
+/// lags has already expired by the stores' own clocks (file times, SQL
+/// `expires_at` against the real time): expired records without waiting.
+#[derive(Debug, Default)]
+pub struct LaggingClock {
+    behind_ms: std::sync::atomic::AtomicU64,
+}
+
+impl LaggingClock {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// `Duration::ZERO` puts it back on the real time.
+    pub fn set_behind(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).expect("a sane lag");
+        self.behind_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for LaggingClock {
+    fn now(&self) -> time::OffsetDateTime {
+        let behind = self.behind_ms.load(std::sync::atomic::Ordering::SeqCst);
+        time::OffsetDateTime::now_utc() - Duration::from_millis(behind)
+    }
+}
+
+/// Retries `attempt` until it gives `Some`, or `limit` has passed (`None`).
+/// The one place the tests wait on real time to watch something that runs
+/// on its own: a process starting or exiting, a browser loading a page, a
+/// store coming back, another process queueing on a lock.
+pub async fn poll<T>(limit: Duration, mut attempt: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = attempt().await {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        // Real time: what is watched does not read the engine's clock.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Like [`poll`] for a condition: panics with `what` after `limit`.
+pub async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let held = poll(limit, async || check().await.then_some(())).await;
+    assert!(held.is_some(), "{what}: not within {limit:?}");
+}
+
 /// Sends SIGTERM to a served binary and asserts that it exits cleanly.
 pub async fn stop_gracefully(mut child: std::process::Child) {
     let pid = child.id().to_string();
@@ -721,4 +784,62 @@ pub async fn stop_gracefully(mut child: std::process::Child) {
         .unwrap()
         .unwrap();
     assert!(status.success(), "graceful exit: {status}");
+}
+
+/// Runs scenarios on backends, each scenario and backend named once:
+///
+/// ```ignore
+/// backends! {
+///     #[tokio::test]
+///     [file, memory, sqlite] => {
+///         scenarios::{idle_expiry_ends_a_quiet_session, absolute_expiry_ends_an_active_session},
+///         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+///         concurrency::{serialized_increments_are_exact},
+///     }
+/// }
+/// ```
+///
+/// makes one module per backend and one test per scenario in it
+/// (`file::idle_expiry_ends_a_quiet_session`, …), each calling
+/// `crate::<module>::<scenario>(Kind::…)`. The attribute before the list
+/// marks every test; one before a group replaces it for that group's tests.
+/// Backend names: file, memory, sqlite, postgres, mysql, redis,
+/// redis_cluster, rediss, rediss_cluster, redis_sentinel, memcached,
+/// cookie_private, cookie_signed.
+#[macro_export]
+macro_rules! backends {
+    (#[$test:meta] [$($backend:ident),+ $(,)?] => $groups:tt) => {
+        $( $crate::backends!(@backend $backend, [$test], $groups); )+
+    };
+    (@backend $backend:ident, [$test:meta], {
+        $( $(#[$own:meta])? $module:ident :: { $($scenario:ident),+ $(,)? } ),+ $(,)?
+    }) => {
+        mod $backend {
+            $( $crate::backends!(@group $backend, [$test], [$($own)?], $module, [$($scenario),+]); )+
+        }
+    };
+    (@group $backend:ident, [$test:meta], [], $module:ident, [$($scenario:ident),+]) => {
+        $(
+            #[$test]
+            async fn $scenario() {
+                $crate::$module::$scenario($crate::backends!(@kind $backend)).await
+            }
+        )+
+    };
+    (@group $backend:ident, [$test:meta], [$own:meta], $module:ident, [$($scenario:ident),+]) => {
+        $crate::backends!(@group $backend, [$own], [], $module, [$($scenario),+]);
+    };
+    (@kind file) => { $crate::support::Kind::File };
+    (@kind memory) => { $crate::support::Kind::Memory };
+    (@kind sqlite) => { $crate::support::Kind::Sqlite };
+    (@kind postgres) => { $crate::support::Kind::Postgres };
+    (@kind mysql) => { $crate::support::Kind::Mysql };
+    (@kind redis) => { $crate::support::Kind::Redis };
+    (@kind redis_cluster) => { $crate::support::Kind::RedisCluster };
+    (@kind rediss) => { $crate::support::Kind::Rediss };
+    (@kind rediss_cluster) => { $crate::support::Kind::RedissCluster };
+    (@kind redis_sentinel) => { $crate::support::Kind::RedisSentinel };
+    (@kind memcached) => { $crate::support::Kind::Memcached };
+    (@kind cookie_private) => { $crate::support::Kind::Cookie };
+    (@kind cookie_signed) => { $crate::support::Kind::CookieSigned };
 }
