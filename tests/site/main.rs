@@ -16,6 +16,4 @@ mod instances;
 mod metrics;
 mod pages;
 mod redis_ops;
-mod store_database;
-mod store_memcached;
-mod store_redis;
+mod stores;
