@@ -177,6 +177,10 @@ impl Backing for Database {
             .collect()
     }
 
+    fn location(&self, id: &Id) -> String {
+        format!("table sessions, id_hash = {}", storage_key(id))
+    }
+
     async fn corrupt(&self, id: &Id, bytes: &[u8]) {
         let (a, b) = placeholders(self.db.kind);
         let sql = format!("UPDATE sessions SET data = {a} WHERE id_hash = {b}");

@@ -51,6 +51,11 @@ impl Backing for File {
             .collect()
     }
 
+    fn location(&self, id: &Id) -> String {
+        let key = storage_key(id);
+        format!("{}/{}/{key}", &key[0..2], &key[2..4])
+    }
+
     async fn corrupt(&self, id: &Id, bytes: &[u8]) {
         let key = storage_key(id);
         let path = self.root().join(&key[0..2]).join(&key[2..4]).join(&key);

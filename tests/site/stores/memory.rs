@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tower_sessions::session::Id;
 use websessions::sessions::memory::MemoryStore;
-use websessions::sessions::store::{Inspect, SiteStore};
+use websessions::sessions::store::{Inspect, SiteStore, storage_key};
 
 use super::{Backing, Traits};
 
@@ -44,6 +44,10 @@ impl Backing for Memory {
         out.sort();
         out.dedup();
         out
+    }
+
+    fn location(&self, id: &Id) -> String {
+        format!("in this process's map, under key {}", storage_key(id))
     }
 
     async fn corrupt(&self, _id: &Id, _bytes: &[u8]) {

@@ -152,6 +152,9 @@ pub trait Backing: Send + Sync {
     /// under each of `ids`.
     async fn dump(&self, ids: &[Id]) -> Vec<(String, Vec<u8>)>;
 
+    /// Where `Inspect::at_rest` says `id`'s record lives.
+    fn location(&self, id: &Id) -> String;
+
     /// Overwrites the stored bytes of `id`'s record, keeping its expiry.
     async fn corrupt(&self, id: &Id, bytes: &[u8]);
 
@@ -174,7 +177,6 @@ pub trait Backing: Send + Sync {
 /// One test's store. `finish()` clears it and proves it empty; dropped
 /// without it (a failed test), the backing still removes its database.
 pub struct Fx {
-    pub kind: Kind,
     pub store: Arc<dyn SiteStore>,
     backing: Box<dyn Backing>,
     /// Every id the test created or asked for: memcached cannot list, so
@@ -193,7 +195,6 @@ async fn open(kind: Kind) -> Option<Fx> {
         other => unreachable!("{other:?} is not in the store suite"),
     };
     Some(Fx {
-        kind,
         store,
         backing,
         ids: Vec::new(),
@@ -325,12 +326,13 @@ fn holds(dump: &[(String, Vec<u8>)], id: &Id) -> bool {
     dump.iter().any(|(place, _)| place.contains(&key))
 }
 
-fn check_at_rest(at_rest: &AtRest, id: &Id, traits: Traits) {
+fn check_at_rest(t: &Fx, at_rest: &AtRest, id: &Id) {
+    let traits = t.traits();
     assert_eq!(at_rest.kind, traits.at_rest_kind);
+    assert_eq!(at_rest.location, t.backing.location(id));
     assert!(
         at_rest.location.contains(&storage_key(id)),
-        "located by its hash: {}",
-        at_rest.location
+        "located by its hash"
     );
     assert!(!at_rest.location.contains(&id.to_string()));
     for fact in traits.at_rest_facts {
@@ -398,7 +400,7 @@ async fn create_load_save_touch_delete(t: &mut Fx) {
 
     let inspector = store.inspector().expect("every store here shows at rest");
     let at_rest = inspector.at_rest(&id).await.unwrap().expect("at rest");
-    check_at_rest(&at_rest, &id, traits);
+    check_at_rest(t, &at_rest, &id);
 
     if traits.counts {
         assert_eq!(count(&store).await, 1);

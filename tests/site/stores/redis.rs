@@ -94,6 +94,10 @@ impl Backing for Redis {
         out
     }
 
+    fn location(&self, id: &Id) -> String {
+        self.key(id)
+    }
+
     async fn corrupt(&self, id: &Id, bytes: &[u8]) {
         let _: () = self
             .raw
