@@ -543,9 +543,9 @@ async fn expired_records_are_never_served_and_purge_removes_them(t: &mut Fx) {
 async fn the_store_expires_a_record_and_a_touch_extends_it(t: &mut Fx) {
     let store = t.store.clone();
     let traits = t.traits();
-    let mut idle = record(&[("k", json!("idle"))], in_ms(1000));
+    let mut idle = record(&[("k", json!("idle"))], in_ms(2000));
     t.create(&mut idle).await;
-    let mut kept = record(&[("k", json!("kept"))], in_ms(1000));
+    let mut kept = record(&[("k", json!("kept"))], in_ms(2000));
     t.create(&mut kept).await;
     kept.expiry_date = in_secs(60);
     assert_eq!(
