@@ -579,6 +579,17 @@ async fn a_corrupted_record_is_absent(t: &mut Fx) {
     t.create(&mut bad).await;
     t.create(&mut good).await;
     t.corrupt(&bad.id, b"\x00\xffnot json{").await;
+    // Still stored, still live: absent for its bytes, not its expiry.
+    let dump = t.dump().await;
+    assert!(
+        dump.iter().any(|(place, bytes)| {
+            place.contains(&storage_key(&bad.id)) && bytes.ends_with(b"not json{")
+        }),
+        "the corrupted bytes are stored: {dump:?}"
+    );
+    if t.traits().counts {
+        assert_eq!(supported(store.count_expired().await.unwrap()), 0);
+    }
 
     assert_eq!(store.load(&bad.id).await.unwrap(), None);
     t.assert_holds(&good).await;
