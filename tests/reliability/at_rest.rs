@@ -1,11 +1,12 @@
 //! Ids hashed at rest, on every server-side backend: read what the store
 //! holds directly (files, rows, Redis keys and values, memcached items) and
-//! find no cookie value in any of it.
+//! find no cookie value in any of it. Redis and memcached are read with
+//! the client crates the stores use (fred, async-memcached).
 
+use async_memcached::AsciiProtocol;
+use fred::prelude::{Builder, ClientLike, Config, KeysInterface};
 use serde_json::json;
 use sqlx::{Connection, Row};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::common::{COOKIE, id_of};
 use crate::support::{Kind, TestApp, files_under, spawn_app};
@@ -52,123 +53,56 @@ async fn sql_rows(url: &str) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// A minimal RESP client: enough for KEYS and GET.
-pub struct Resp {
-    stream: BufReader<TcpStream>,
-}
-
-impl Resp {
-    pub async fn connect(url: &str) -> Self {
-        let url = url::Url::parse(url).unwrap();
-        let addr = format!(
-            "{}:{}",
-            url.host_str().unwrap_or("127.0.0.1"),
-            url.port().unwrap_or(6379)
-        );
-        Resp {
-            stream: BufReader::new(TcpStream::connect(addr).await.unwrap()),
-        }
-    }
-
-    pub async fn command(&mut self, args: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.stream.get_mut().write_all(&out).await.unwrap();
-        let line = self.line().await;
-        match line.as_bytes()[0] {
-            b'*' => {
-                let n: i64 = line[1..].parse().unwrap();
-                let mut items = Vec::new();
-                for _ in 0..n.max(0) {
-                    let head = self.line().await;
-                    items.push(self.bulk(&head).await);
-                }
-                items
-            }
-            b'$' => vec![self.bulk(&line).await],
-            _ => vec![Some(line.into_bytes())],
-        }
-    }
-
-    async fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await.unwrap();
-        line.trim_end().to_owned()
-    }
-
-    async fn bulk(&mut self, head: &str) -> Option<Vec<u8>> {
-        assert!(head.starts_with('$'), "a bulk string: {head}");
-        let n: i64 = head[1..].parse().unwrap();
-        if n < 0 {
-            return None;
-        }
-        let mut buf = vec![0; n as usize + 2];
-        self.stream.read_exact(&mut buf).await.unwrap();
-        buf.truncate(n as usize);
-        Some(buf)
-    }
-}
-
+/// Every key under `prefix` and its value, read with a plain fred client.
 async fn redis_dump(url: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let mut redis = Resp::connect(url).await;
-    let keys = redis
-        .command(&[b"KEYS", format!("{prefix}*").as_bytes()])
-        .await;
-    let mut out = Vec::new();
-    for key in keys.into_iter().flatten() {
-        let value = redis.command(&[b"GET", &key]).await;
-        let value = value.into_iter().next().flatten().unwrap_or_default();
-        let name = String::from_utf8_lossy(&key).into_owned();
-        out.push((format!("redis key {name}"), [key, value].concat()));
-    }
-    out
-}
-
-/// Raw memcached text protocol.
-pub async fn memcached_raw(url: &str, command: &str) -> String {
-    let url = url::Url::parse(url).unwrap();
-    let addr = format!(
-        "{}:{}",
-        url.host_str().unwrap_or("127.0.0.1"),
-        url.port().unwrap_or(11211)
-    );
-    let mut stream = BufReader::new(TcpStream::connect(addr).await.unwrap());
-    stream
-        .get_mut()
-        .write_all(format!("{command}\r\n").as_bytes())
-        .await
+    let redis = Builder::from_config(Config::from_url(url).unwrap())
+        .build()
         .unwrap();
-    let mut out = String::new();
+    redis.init().await.unwrap();
+    let mut keys = Vec::new();
+    let mut cursor = "0".to_owned();
     loop {
-        let mut line = String::new();
-        if stream.read_line(&mut line).await.unwrap() == 0 {
+        let (next, page): (String, Vec<String>) = redis
+            .scan_page(cursor, format!("{prefix}*"), Some(500), None)
+            .await
+            .unwrap();
+        keys.extend(page);
+        if next == "0" {
             break;
         }
-        let done =
-            line == "END\r\n" || line.starts_with("ERROR") || line.starts_with("CLIENT_ERROR");
-        out.push_str(&line);
-        if done {
-            break;
-        }
+        cursor = next;
     }
+    let mut out = Vec::new();
+    for key in keys {
+        let value: Option<Vec<u8>> = redis.get(&key).await.unwrap();
+        let value = value.unwrap_or_default();
+        out.push((
+            format!("redis key {key}"),
+            [key.into_bytes(), value].concat(),
+        ));
+    }
+    redis.quit().await.unwrap();
     out
 }
 
 async fn memcached_dump(url: &str, prefix: &str, ids: &[String]) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
+    let url = url::Url::parse(url).unwrap();
+    let dsn = format!(
+        "tcp://{}:{}",
+        url.host_str().unwrap_or("127.0.0.1"),
+        url.port().unwrap_or(11211)
+    );
+    let mut memcached = async_memcached::Client::new(dsn).await.unwrap();
     // Every key of this test's prefix, as memcached lists them.
-    let listed = memcached_raw(url, "lru_crawler metadump all").await;
-    let mut keys: Vec<String> = listed
-        .lines()
-        .filter_map(|l| l.strip_prefix("key="))
-        .map(|l| l.split(' ').next().unwrap_or("").to_owned())
-        .map(|k| percent_decode(&k))
-        .filter(|k| k.starts_with(prefix))
-        .collect();
+    let mut keys = Vec::new();
+    let mut listing = memcached.dump_keys().await.unwrap();
+    while let Some(Ok(entry)) = listing.next().await {
+        let key = percent_decode(&String::from_utf8_lossy(&entry.key));
+        if key.starts_with(prefix) {
+            keys.push(key);
+        }
+    }
+    drop(listing);
     // Where the listing is off, the keys the store would use.
     for id in ids {
         keys.push(format!(
@@ -176,14 +110,20 @@ async fn memcached_dump(url: &str, prefix: &str, ids: &[String]) -> Vec<(String,
             websessions::sessions::store::storage_key(&id_of(id))
         ));
         // And nothing under the raw id.
-        let raw = memcached_raw(url, &format!("get {prefix}{id}")).await;
-        assert_eq!(raw, "END\r\n", "an item keyed by the raw id");
+        let raw = memcached.get(format!("{prefix}{id}")).await.unwrap();
+        assert!(raw.is_none(), "an item keyed by the raw id");
     }
     keys.sort();
     keys.dedup();
+    let mut out = Vec::new();
     for key in keys {
-        let item = memcached_raw(url, &format!("get {key}")).await;
-        out.push((format!("memcached item {key}"), item.into_bytes()));
+        if let Some(item) = memcached.get(&key).await.unwrap() {
+            let value = item.data.unwrap_or_default();
+            out.push((
+                format!("memcached item {key}"),
+                [key.into_bytes(), value].concat(),
+            ));
+        }
     }
     out
 }

@@ -17,6 +17,4 @@ mod metrics;
 mod pages;
 mod redis_ops;
 mod router;
-mod store_database;
-mod store_memcached;
-mod store_redis;
+mod stores;
