@@ -223,6 +223,14 @@ fn check_size(bytes: &[u8]) -> session_store::Result<()> {
 }
 
 impl MemcachedStore {
+    /// Does `key` hold a readable session whose own expiry has not passed?
+    async fn holds_live(&self, key: &str, id: &Id) -> session_store::Result<bool> {
+        let Some((bytes, _ttl)) = self.get("save", key).await? else {
+            return Ok(false);
+        };
+        Ok(decode(*id, &bytes).is_ok_and(|r| r.expiry_date > OffsetDateTime::now_utc()))
+    }
+
     /// Deletes an item; `true` when it was there. Used for writes whose
     /// expiry has already passed: storing them would only store a corpse.
     async fn remove(&self, what: &str, key: &str) -> session_store::Result<bool> {
@@ -330,6 +338,11 @@ impl SiteStore for MemcachedStore {
                 WriteOutcome::Gone
             });
         };
+        // The item outlives its value's expiry by the TTL's padding: a
+        // session that has expired meanwhile must not be revived by a save.
+        if !self.holds_live(&key, &record.id).await? {
+            return Ok(WriteOutcome::Gone);
+        }
         let ttl = format!("T{ttl}");
         let mut conn = self.checkout().await?;
         let outcome = tokio::time::timeout(
@@ -381,6 +394,10 @@ impl SiteStore for MemcachedStore {
         let Ok(mut record) = decode(*id, &bytes) else {
             return Ok(WriteOutcome::Gone);
         };
+        // Expired but still inside the TTL's padding: gone, not revived.
+        if record.expiry_date <= OffsetDateTime::now_utc() {
+            return Ok(WriteOutcome::Gone);
+        }
         record.expiry_date = expires_at;
         let bytes = encode(&record)?;
         let (ttl, cas) = (format!("T{ttl}"), format!("C{cas}"));

@@ -144,7 +144,6 @@ impl Backing for Database {
             counts: true,
             keeps_expired: true,
             expiry_slack: time::Duration::ZERO,
-            expired_touch_is_gone: true,
             at_rest_kind: match self.db.kind {
                 Kind::Sqlite => "SQLite row",
                 Kind::Postgres => "PostgreSQL row",

@@ -35,7 +35,6 @@ impl Backing for File {
             counts: true,
             keeps_expired: true,
             expiry_slack: time::Duration::ZERO,
-            expired_touch_is_gone: true,
             at_rest_kind: "file",
             at_rest_facts: &["size", "mtime (= expiry)"],
         }

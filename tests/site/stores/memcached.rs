@@ -15,7 +15,7 @@ use tower_sessions::session::Id;
 use websessions::sessions::memcached::{MAX_ITEM_BYTES, MemcachedStore};
 use websessions::sessions::store::{Capability, SiteStore, WriteOutcome, storage_key};
 
-use super::{Backing, Fx, Traits, in_secs, record, run};
+use super::{Backing, Fx, Traits, in_ms, in_secs, record, run};
 use crate::support::servers;
 
 struct Memcached {
@@ -88,7 +88,6 @@ impl Backing for Memcached {
             // The value holds the exact expiry; the TTL only lets memcached
             // drop the item.
             expiry_slack: time::Duration::ZERO,
-            expired_touch_is_gone: false,
             at_rest_kind: "memcached item",
             at_rest_facts: &["size", "seconds left"],
         }
@@ -143,6 +142,7 @@ suite!(
         counting_purging_and_clearing_are_reported_unsupported,
         ttls_over_30_days_are_sent_as_absolute_times,
         the_size_limit_is_memcacheds_item_limit,
+        a_session_expired_inside_the_items_padding_is_not_revived,
     ]
 );
 
@@ -186,6 +186,41 @@ async fn ttls_over_30_days_are_sent_as_absolute_times(t: &mut Fx) {
         WriteOutcome::Written
     );
     t.assert_holds(&rec).await;
+}
+
+/// The item outlives the expiry in its value by the TTL's padding (whole
+/// seconds, plus one): in that window a touch or a save finds the session
+/// gone, never brings it back.
+async fn a_session_expired_inside_the_items_padding_is_not_revived(t: &mut Fx) {
+    let url = servers::env_url("memcached", "TEST_MEMCACHED_URL").unwrap();
+    let mut raw = raw_client(&url).await;
+    let mut rec = record(&[("k", json!("v"))], in_ms(300));
+    t.create(&mut rec).await;
+    let key = t
+        .store
+        .inspector()
+        .expect("at rest")
+        .at_rest(&rec.id)
+        .await
+        .unwrap();
+    let key = key.expect("stored").location;
+    // Real time: the value's own expiry must pass while the item (a TTL of
+    // two seconds) is still held.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let item = raw.meta_get(&key, false, None, Some(&["v"])).await.unwrap();
+    assert!(item.is_some(), "the item is still in memcached");
+    assert_eq!(
+        t.store.touch(&rec.id, in_secs(60)).await.unwrap(),
+        WriteOutcome::Gone,
+        "a touch does not revive it"
+    );
+    rec.expiry_date = in_secs(60);
+    assert_eq!(
+        t.store.save_existing(&rec).await.unwrap(),
+        WriteOutcome::Gone,
+        "nor does a save"
+    );
+    assert!(t.store.load(&rec.id).await.unwrap().is_none());
 }
 
 async fn the_size_limit_is_memcacheds_item_limit(t: &mut Fx) {

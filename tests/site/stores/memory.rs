@@ -26,7 +26,6 @@ impl Backing for Memory {
             counts: true,
             keeps_expired: true,
             expiry_slack: time::Duration::ZERO,
-            expired_touch_is_gone: true,
             at_rest_kind: "memory",
             at_rest_facts: &["keys", "survives a restart"],
         }

@@ -133,10 +133,6 @@ pub struct Traits {
     /// How far a loaded expiry may be from the one written: Redis derives
     /// it from the key's remaining TTL.
     pub expiry_slack: time::Duration,
-    /// A touch of a record that expired while stored finds it gone. Not
-    /// yet on memcached: its touch rewrites an item that outlives its
-    /// value's expiry by the TTL's padding (up to two seconds), reviving it.
-    pub expired_touch_is_gone: bool,
     /// What `Inspect::at_rest` calls the record, and facts it must give.
     pub at_rest_kind: &'static str,
     pub at_rest_facts: &'static [&'static str],
@@ -559,13 +555,19 @@ async fn the_store_expires_a_record_and_a_touch_extends_it(t: &mut Fx) {
     tokio::time::sleep(left.unsigned_abs() + Duration::from_millis(300)).await;
 
     assert!(store.load(&idle.id).await.unwrap().is_none(), "expired");
-    if traits.expired_touch_is_gone {
-        assert_eq!(
-            store.touch(&idle.id, in_secs(60)).await.unwrap(),
-            WriteOutcome::Gone,
-            "an expired session cannot be revived by a touch"
-        );
-    }
+    assert_eq!(
+        store.touch(&idle.id, in_secs(60)).await.unwrap(),
+        WriteOutcome::Gone,
+        "an expired session cannot be revived by a touch"
+    );
+    let mut resaved = idle.clone();
+    resaved.expiry_date = in_secs(60);
+    assert_eq!(
+        store.save_existing(&resaved).await.unwrap(),
+        WriteOutcome::Gone,
+        "nor by a save"
+    );
+    assert!(store.load(&idle.id).await.unwrap().is_none(), "still gone");
     t.assert_holds(&kept).await;
     if traits.counts && traits.keeps_expired {
         assert_eq!(supported(store.count_expired().await.unwrap()), 1);

@@ -66,7 +66,6 @@ impl Backing for Redis {
             keeps_expired: false,
             // A loaded expiry is now + the key's PTTL.
             expiry_slack: time::Duration::milliseconds(500),
-            expired_touch_is_gone: true,
             at_rest_kind: "Redis key",
             at_rest_facts: &["TTL", "value size"],
         }
