@@ -42,7 +42,7 @@ pub enum Capability<T> {
 
 /// The site's store operations, beyond `SessionStore`.
 ///
-/// Contract (checked by the conformance suite in `tests/conformance`):
+/// Contract (checked by the conformance suite in `tests/site/conformance`):
 /// - `SessionStore::create` is insert-only and retries with a fresh id on
 ///   conflict; `SessionStore::save` delegates to [`SiteStore::save_existing`].
 /// - `load` returns `None` for a missing, expired or undecodable record

@@ -13,7 +13,7 @@ mod support;
 mod driver;
 mod scenarios;
 
-backends! {
+crate::backends! {
     #[tokio::test]
     [file, memory, sqlite, cookie_private] => {
         scenarios::{

@@ -510,6 +510,7 @@ pub async fn a_user_keeps_at_most_fifty_sessions_and_the_least_recently_seen_go(
 /// The account scenarios on every backend that keeps sessions on the
 /// server (the cookie backend has no index: see the test above).
 mod server_side {
+    use crate::accounts;
     crate::backends! {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         [file, memory, sqlite, postgres, mysql, redis, memcached] => {

@@ -801,7 +801,8 @@ pub async fn stop_gracefully(mut child: std::process::Child) {
 ///
 /// makes one module per backend and one test per scenario in it
 /// (`file::idle_expiry_ends_a_quiet_session`, …), each calling
-/// `crate::<module>::<scenario>(Kind::…)`. The attribute before the list
+/// `<module>::<scenario>(Kind::…)`, the module named as it is where the
+/// macro is invoked (each backend's module imports `super::*`). The attribute before the list
 /// marks every test; one before a group replaces it for that group's tests.
 /// Backend names: file, memory, sqlite, postgres, mysql, redis,
 /// redis_cluster, rediss, rediss_cluster, redis_sentinel, memcached,
@@ -815,6 +816,7 @@ macro_rules! backends {
         $( $(#[$own:meta])? $module:ident :: { $($scenario:ident),+ $(,)? } ),+ $(,)?
     }) => {
         mod $backend {
+            use super::*;
             $( $crate::backends!(@group $backend, [$test], [$($own)?], $module, [$($scenario),+]); )+
         }
     };
@@ -822,7 +824,7 @@ macro_rules! backends {
         $(
             #[$test]
             async fn $scenario() {
-                $crate::$module::$scenario($crate::backends!(@kind $backend)).await
+                $module::$scenario($crate::backends!(@kind $backend)).await
             }
         )+
     };

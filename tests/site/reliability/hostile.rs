@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{
+use crate::reliability::common::{
     COOKIE, Owner, assert_status, bare_client, other_key, session_with_cookie, set_cookie_value,
 };
 use websessions::sessions::policy::ManualClock;
@@ -152,7 +152,7 @@ pub async fn hostile_cookies_get_a_fresh_session_never_a_5xx(kind: Kind) {
     ];
     if kind.server_side() {
         // Another format's id: the stored hash of the owner's id.
-        let id = crate::common::id_of(&real);
+        let id = crate::reliability::common::id_of(&real);
         let hash = websessions::sessions::store::storage_key(&id);
         bad.push((hash.into_bytes(), "the storage key".into()));
         bad.push((
@@ -365,7 +365,9 @@ pub async fn hostile_keys_are_refused_and_change_nothing(kind: Kind) {
         "nothing changed"
     );
     if kind.server_side() {
-        let record = crate::common::stored(&app, &me).await.expect("stored");
+        let record = crate::reliability::common::stored(&app, &me)
+            .await
+            .expect("stored");
         assert!(
             !record.data.contains_key("_user") || record.data["_user"].is_object(),
             "no reserved key was written from outside"
@@ -687,7 +689,10 @@ pub async fn cross_site_api_writes_are_refused() {
     me.set("kept", json!("yes")).await;
     let before = me.session().await;
     let own = app.address.clone();
-    let other_port = format!("http://127.0.0.1:{}", crate::common::free_port());
+    let other_port = format!(
+        "http://127.0.0.1:{}",
+        crate::reliability::common::free_port()
+    );
     let refused: Vec<(&str, String)> = vec![
         ("sec-fetch-site", "same-site".into()),
         ("sec-fetch-site", "cross-site".into()),

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::COOKIE;
+use crate::reliability::common::COOKIE;
 use crate::support::{Kind, TestApp, Visitor, spawn_app, spawn_app_with};
 
 /// Browsers keep a cookie of at most this many bytes (name and value).

@@ -4,12 +4,6 @@
 //! written once and instantiated per backend, like the conformance suite;
 //! what the conformance suite already covers is not repeated here.
 
-#[path = "../support/mod.rs"]
-mod support;
-
-#[path = "../forwarder/mod.rs"]
-mod forwarder;
-
 mod at_rest;
 mod binary;
 mod common;
@@ -66,6 +60,7 @@ async fn memcached_at_the_item_limit_plus_a_flash_is_413_not_503() {
 
 /// Scenarios that hold on every backend, the cookie backend included.
 mod every {
+    use super::*;
     crate::backends! {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         [file, memory, sqlite, postgres, mysql, redis, memcached, cookie_private, cookie_signed] => {
@@ -91,6 +86,7 @@ mod every {
 
 /// The cookie backend's own guarantees, in both modes.
 mod cookie_backend {
+    use super::*;
     crate::backends! {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         [cookie_private, cookie_signed] => {
@@ -107,6 +103,7 @@ mod cookie_backend {
 
 /// Scenarios of the backends that keep sessions on the server.
 mod server_side {
+    use super::*;
     crate::backends! {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         [file, memory, sqlite, postgres, mysql, redis, memcached] => {
@@ -124,6 +121,7 @@ mod server_side {
 
 /// Outages of the stores behind a network connection.
 mod network_store {
+    use super::*;
     crate::backends! {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         [postgres, mysql, redis, memcached] => {

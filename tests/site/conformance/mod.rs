@@ -1,12 +1,9 @@
 //! One conformance suite, written once, run against every backend: the same
 //! scenarios over the real app on a real port, each test with its own store.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod scenarios;
 
-backends! {
+crate::backends! {
     #[tokio::test]
     [
         file, memory, sqlite, postgres, mysql,

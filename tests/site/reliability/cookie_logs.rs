@@ -10,7 +10,7 @@ use tower_sessions::session::{Id, Record};
 use websessions::sessions::CookieMode;
 use websessions::sessions::cookie::CookieCodec;
 
-use crate::common::COOKIE;
+use crate::reliability::common::COOKIE;
 use crate::support::{Kind, spawn_app};
 
 #[derive(Clone, Default)]

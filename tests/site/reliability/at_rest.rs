@@ -8,7 +8,7 @@ use fred::prelude::{Builder, ClientLike, Config, KeysInterface};
 use serde_json::json;
 use sqlx::{Connection, Row};
 
-use crate::common::{COOKIE, id_of};
+use crate::reliability::common::{COOKIE, id_of};
 use crate::support::{Kind, TestApp, files_under, spawn_app};
 
 /// Everything the store holds, as (where, bytes) pairs.

@@ -6,7 +6,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::COOKIE;
+use crate::reliability::common::COOKIE;
 use crate::support::{Kind, set_cookies, spawn_app, spawn_app_with};
 
 fn assert_safe_headers(h: &HeaderMap, what: &str) {
@@ -142,7 +142,7 @@ pub async fn with_secure_on_every_cookie_is_secure_and_http_only(kind: Kind) {
     let Some(app) = spawn_app_with(kind, |s| s.session.secure = true).await else {
         return;
     };
-    let client = crate::common::bare_client();
+    let client = crate::reliability::common::bare_client();
     let resp = client
         .put(app.url("/api/session/a"))
         .json(&json!(1))

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tower_sessions::Session;
 use websessions::state::AppState;
 
-use crate::common::{COOKIE, id_of, set_cookie_value, stored};
+use crate::reliability::common::{COOKIE, id_of, set_cookie_value, stored};
 use websessions::sessions::policy::ManualClock;
 
 use crate::support::{
@@ -77,7 +77,7 @@ async fn in_flight(
     cookie: &str,
     started: &Notify,
 ) -> tokio::task::JoinHandle<reqwest::Response> {
-    let req = crate::common::bare_client()
+    let req = crate::reliability::common::bare_client()
         .get(app.url(path))
         .header("cookie", format!("{COOKIE}={cookie}"));
     let task = tokio::spawn(async move { req.send().await.expect("the slow request") });
@@ -313,7 +313,8 @@ async fn no_resurrection(kind: Kind, logout: bool) {
         "the slow write brought the session back"
     );
     app.assert_stored(0).await;
-    let replay = crate::common::session_with_cookie(&app, &format!("{COOKIE}={cookie}")).await;
+    let replay =
+        crate::reliability::common::session_with_cookie(&app, &format!("{COOKIE}={cookie}")).await;
     assert_eq!(replay.1["new"], json!(true));
     assert_eq!(
         me.session_cookie(&COOKIE),

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::SET_COOKIE;
 use serde_json::{Value, json};
 
-use crate::common::{COOKIE, bare_client, free_port};
+use crate::reliability::common::{COOKIE, bare_client, free_port};
 use crate::support::eventually;
 
 /// Starts `websessions serve` on a fixed port with extra env vars.
@@ -48,7 +48,7 @@ async fn wait_ready(base: &str, child: &mut Child) {
 }
 
 fn cookie_from(resp: &reqwest::Response) -> Option<String> {
-    crate::common::set_cookie_value(resp, &COOKIE).filter(|v| !v.is_empty())
+    crate::reliability::common::set_cookie_value(resp, &COOKIE).filter(|v| !v.is_empty())
 }
 
 /// Several visitors PUT continuously; the server is SIGKILLed mid-storm and

@@ -7,7 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{COOKIE, id_of, session_with_cookie, set_cookie_value};
+use crate::reliability::common::{COOKIE, id_of, session_with_cookie, set_cookie_value};
 use crate::support::{Kind, assert_see_other, spawn_app};
 
 pub async fn login_cycles_the_id_and_logout_deletes_the_session(kind: Kind) {
@@ -83,7 +83,7 @@ pub async fn login_cycles_the_id_and_logout_deletes_the_session(kind: Kind) {
         app.assert_stored(0).await;
         assert_eq!(replay["new"], json!(true), "the logged-out id is dead");
         // A write with the logged-out id creates a fresh id, not the old one.
-        let client = crate::common::bare_client();
+        let client = crate::reliability::common::bare_client();
         let resp = client
             .put(app.url("/api/session/x"))
             .header("cookie", format!("{COOKIE}={after}"))
