@@ -19,16 +19,6 @@ mod props;
 mod slow_clients;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_path_errors_are_json() {
-    hostile::api_path_errors_are_json().await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cross_site_api_writes_are_refused() {
-    hostile::cross_site_api_writes_are_refused().await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_hides_the_raw_error_in_production() {
     outage::healthz_hides_the_raw_error_in_production().await
 }
@@ -49,11 +39,6 @@ async fn request_timeout_408_carries_the_security_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_path_not_utf8_is_400() {
-    hostile::api_path_not_utf8_is_400().await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memcached_at_the_item_limit_plus_a_flash_is_413_not_503() {
     near_limit::memcached_at_the_item_limit_plus_a_flash_is_413_not_503().await
 }
@@ -69,7 +54,6 @@ mod every {
                 an_expired_cookie_gets_a_fresh_session,
                 hostile_keys_are_refused_and_change_nothing,
                 hostile_values_and_bodies_are_refused_and_change_nothing,
-                unknown_routes_and_methods_are_refused_and_change_nothing,
             },
             fixation::{
                 login_cycles_the_id_and_logout_deletes_the_session,
