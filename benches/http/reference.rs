@@ -85,33 +85,19 @@ fn with_store<S: SessionStore + Clone>(store: S) -> Router {
     )
 }
 
+/// The site's own outer service (timeout, security headers) and body
+/// limit, in one `layer` call as the site adds them, and its request span.
 fn with_site_stack(app: Router) -> Router {
-    use axum::http::{HeaderName, HeaderValue, header};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let app = app
-        .layer(axum::extract::DefaultBodyLimit::max(
-            1024 * 1024 + 64 * 1024,
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static("x-frame-options"),
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            std::time::Duration::from_secs(30),
-        ));
+    let app = app.layer(
+        tower::ServiceBuilder::new()
+            .layer(websessions::routes::outer::OuterLayer::new(
+                std::time::Duration::from_secs(30),
+                None,
+            ))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                1024 * 1024 + 64 * 1024,
+            )),
+    );
     websessions::telemetry::with_tracing(app)
 }
 
