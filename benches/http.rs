@@ -17,11 +17,16 @@
 //! - `BENCH_ROUNDS` (3) runs of every scenario, interleaved between the
 //!   site and the reference; each cell is their median;
 //! - `BENCH_CONNECTIONS` (8) concurrent keep-alive connections;
+//! - `BENCH_MANY` (64) connections of the "many connections" cells (the
+//!   liveness route against a bare axum route, and file and SQLite writes
+//!   by that many visitors);
 //! - `BENCH_BACKENDS` (all) comma list of
 //!   memory,file,sqlite,postgres,mysql,redis,memcached,cookie;
 //! - `BENCH_SCALE` (1) 0 skips the scale checks;
 //! - `BENCH_RUST_LOG` (warn) the `RUST_LOG` of the site and the reference;
 //! - `BENCH_NO_BUILD` (unset) 1 skips `cargo build --release --bin websessions`;
+//! - `BENCH_SITE_BIN` (`target/release/websessions`) the site binary to
+//!   measure, say a copy of an earlier build for a before/after run;
 //! - `TEST_POSTGRES_URL`, `TEST_MYSQL_URL`, `TEST_REDIS_URL`,
 //!   `TEST_MEMCACHED_URL`: the network backends run only when set (a fresh
 //!   database, or a fresh key prefix, per run; databases are dropped after).
@@ -56,6 +61,8 @@ pub struct Opts {
     pub seconds: f64,
     pub warmup: f64,
     pub connections: usize,
+    /// Connections of the "many connections" cells.
+    pub many: usize,
     /// Each cell is the median of this many interleaved runs.
     pub rounds: usize,
     pub rust_log: String,
@@ -79,6 +86,12 @@ pub struct Row {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: u64,
+    /// Concurrent connections (each its own visitor).
+    pub connections: usize,
+    /// Share of one core the load generator used.
+    pub lg_cpu: f64,
+    /// Bytes per response on the wire, head and body.
+    pub bytes: u64,
     /// Requests/s relative to this backend's `/healthz/live` baseline.
     pub vs_baseline: Option<f64>,
     /// Relative to the reference server (JSON scenarios), or to the site's
@@ -94,6 +107,9 @@ pub struct Measure {
     pub p99_ms: f64,
     pub errors: u64,
     pub requests: u64,
+    pub connections: usize,
+    pub cpu_share: f64,
+    pub bytes: u64,
 }
 
 /// A server process under test, killed on drop.
@@ -198,11 +214,22 @@ pub fn start_reference(opts: &Opts, env: &[(String, String)]) -> Server {
 
 /// Runs the load generator (this binary, role `loadgen`) once.
 pub fn load(opts: &Opts, addr: &str, scenario: &str, extra: &[(&str, String)]) -> Measure {
+    load_with(opts, addr, scenario, opts.connections, extra)
+}
+
+/// [`load`] with `connections` connections instead of `BENCH_CONNECTIONS`.
+pub fn load_with(
+    opts: &Opts,
+    addr: &str,
+    scenario: &str,
+    connections: usize,
+    extra: &[(&str, String)],
+) -> Measure {
     let out = Command::new(std::env::current_exe().expect("own path"))
         .env("WS_BENCH_ROLE", "loadgen")
         .env("LG_ADDR", addr)
         .env("LG_SCENARIO", scenario)
-        .env("LG_CONNECTIONS", opts.connections.to_string())
+        .env("LG_CONNECTIONS", connections.to_string())
         .env("LG_SECONDS", opts.seconds.to_string())
         .env("LG_WARMUP", opts.warmup.to_string())
         .envs(extra.iter().map(|(k, v)| (*k, v)))
@@ -219,6 +246,9 @@ pub fn load(opts: &Opts, addr: &str, scenario: &str, extra: &[(&str, String)]) -
         p99_ms: v["p99_ms"].as_f64().unwrap_or(0.0),
         errors: v["errors"].as_u64().unwrap_or(0),
         requests: v["requests"].as_u64().unwrap_or(0),
+        connections,
+        cpu_share: v["cpu_share"].as_f64().unwrap_or(0.0),
+        bytes: v["bytes_per_response"].as_u64().unwrap_or(0),
     };
     if m.errors > 0 {
         eprintln!(
@@ -396,6 +426,9 @@ fn row(backend: &str, scenario: &str, m: &Measure, base: Option<f64>, vs: Option
         p50_ms: m.p50_ms,
         p99_ms: m.p99_ms,
         errors: m.errors,
+        connections: m.connections,
+        lg_cpu: m.cpu_share,
+        bytes: m.bytes,
         vs_baseline: base.map(|b| m.rps / b),
         vs_reference: vs.map(|v| m.rps / v),
     };
@@ -406,14 +439,17 @@ fn row(backend: &str, scenario: &str, m: &Measure, base: Option<f64>, vs: Option
 fn format_row(r: &Row) -> String {
     let ratio = |x: Option<f64>| x.map_or("—".to_owned(), |x| format!("{x:.2}×"));
     format!(
-        "| {:<9} | {:<34} | {:>9.0} | {:>7.2} | {:>7.2} | {:>8} | {:>9} |{}",
+        "| {:<9} | {:<34} | {:>5} | {:>9.0} | {:>7.2} | {:>7.2} | {:>8} | {:>9} | {:>6.2} | {:>5} |{}",
         r.backend,
         r.scenario,
+        r.connections,
         r.rps,
         r.p50_ms,
         r.p99_ms,
         ratio(r.vs_baseline),
         ratio(r.vs_reference),
+        r.lg_cpu,
+        r.bytes,
         if r.errors > 0 {
             format!(" {} errors", r.errors)
         } else {
@@ -422,7 +458,7 @@ fn format_row(r: &Row) -> String {
     )
 }
 
-const HEADER: &str = "| backend   | scenario                           |     req/s | p50 ms  | p99 ms  | vs base  | vs ref    |\n|-----------|------------------------------------|-----------|---------|---------|----------|-----------|";
+const HEADER: &str = "| backend   | scenario                           | conns |     req/s | p50 ms  | p99 ms  | vs base  | vs ref    | lg cpu | bytes |\n|-----------|------------------------------------|-------|-----------|---------|---------|----------|-----------|--------|-------|";
 
 /// Every scenario of one backend.
 ///
@@ -460,18 +496,29 @@ fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
         ),
         ("ref", start_reference(opts, &ref_env)),
     ];
+    let (few, many) = (opts.connections, opts.many);
     let mut jobs = vec![
-        ("site", "baseline"),
-        ("site", "new"),
-        ("ref", "new"),
-        ("site", "read"),
-        ("ref", "read"),
-        ("site", "write"),
-        ("ref", "write"),
-        ("site", "root"),
-        ("touch0", "read"),
-        ("no-extend", "read"),
+        ("site", "baseline", few),
+        // The reference's `/healthz/live` is a bare axum route (no layer at
+        // all): what the site's outer stack is measured against.
+        ("ref", "baseline", few),
+        ("site", "baseline", many),
+        ("ref", "baseline", many),
+        ("site", "new", few),
+        ("ref", "new", few),
+        ("site", "read", few),
+        ("ref", "read", few),
+        ("site", "write", few),
+        ("ref", "write", few),
+        ("site", "root", few),
+        ("touch0", "read", few),
+        ("no-extend", "read", few),
     ];
+    // Many visitors writing at once: one lock per record, so a store that
+    // serializes writes to one file or one database shows it here.
+    if b == "file" || b == "sqlite" {
+        jobs.extend([("site", "write", many), ("ref", "write", many)]);
+    }
     // Where the site's cost lies, on the memory backend only: the reference
     // with the site's outer layers (request span and log, timeout, security
     // headers, body limit) but not its session layer; and the site with its
@@ -486,37 +533,52 @@ fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
         };
         servers.push(("site-info", start_site(&info, &site_env)));
         jobs.extend([
-            ("ref+stack", "new"),
-            ("ref+stack", "read"),
-            ("ref+stack", "write"),
-            ("site-info", "read"),
+            ("ref+stack", "baseline", few),
+            ("ref+stack", "new", few),
+            ("ref+stack", "read", few),
+            ("ref+stack", "write", few),
+            ("site-info", "read", few),
         ]);
     }
 
     let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); jobs.len()];
     for _ in 0..opts.rounds {
-        for (job, (server, scenario)) in jobs.iter().enumerate() {
+        for (job, (server, scenario, conns)) in jobs.iter().enumerate() {
             let (_, s) = servers
                 .iter()
                 .find(|(name, _)| name == server)
                 .expect("a started server");
-            runs[job].push(load(opts, &s.addr, scenario, &[]));
+            runs[job].push(load_with(opts, &s.addr, scenario, *conns, &[]));
         }
     }
     drop(servers);
-    let m = |server: &str, scenario: &str| {
+    let m_at = |server: &str, scenario: &str, conns: usize| {
         let job = jobs
             .iter()
-            .position(|j| *j == (server, scenario))
+            .position(|j| *j == (server, scenario, conns))
             .expect("a measured job");
         median_measure(&runs[job])
     };
+    let m = |server: &str, scenario: &str| m_at(server, scenario, few);
 
     let base = m("site", "baseline");
     let read = m("site", "read");
     let read_off = m("no-extend", "read");
     let bb = Some(base.rps);
-    rows.push(row(b, "baseline /healthz/live", &base, bb, None));
+    rows.push(row(
+        b,
+        "baseline /healthz/live (vs bare)",
+        &base,
+        bb,
+        Some(m("ref", "baseline").rps),
+    ));
+    rows.push(row(
+        b,
+        "baseline, many conns (vs bare)",
+        &m_at("site", "baseline", many),
+        bb,
+        Some(m_at("ref", "baseline", many).rps),
+    ));
     rows.push(row(
         b,
         "new visitor read",
@@ -553,11 +615,29 @@ fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
         Some(read_off.rps),
     ));
     rows.push(row(b, "read (no extend)", &read_off, bb, None));
+    if b == "file" || b == "sqlite" {
+        rows.push(row(
+            b,
+            "write, many visitors",
+            &m_at("site", "write", many),
+            bb,
+            Some(m_at("ref", "write", many).rps),
+        ));
+    }
+    rows.push(row(b, "ref: bare route", &m("ref", "baseline"), bb, None));
+    rows.push(row(
+        b,
+        "ref: bare route, many conns",
+        &m_at("ref", "baseline", many),
+        bb,
+        None,
+    ));
     rows.push(row(b, "ref: new visitor read", &m("ref", "new"), bb, None));
     rows.push(row(b, "ref: read", &m("ref", "read"), bb, None));
     rows.push(row(b, "ref: write", &m("ref", "write"), bb, None));
     if b == "memory" {
         for (label, scenario) in [
+            ("ref+site layers: bare (vs bare)", "baseline"),
             ("ref+site layers: new (vs ref)", "new"),
             ("ref+site layers: read (vs ref)", "read"),
             ("ref+site layers: write (vs ref)", "write"),
@@ -659,9 +739,11 @@ fn orchestrate() {
         seconds: env_or("BENCH_SECONDS", 1.5),
         warmup: env_or("BENCH_WARMUP", 0.5),
         connections: env_or("BENCH_CONNECTIONS", 8),
+        many: env_or("BENCH_MANY", 64),
         rounds: env_or("BENCH_ROUNDS", 3usize).max(1),
         rust_log: std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        site_bin: release_dir.join("websessions"),
+        site_bin: std::env::var_os("BENCH_SITE_BIN")
+            .map_or_else(|| release_dir.join("websessions"), PathBuf::from),
         manifest,
     };
     assert!(
@@ -723,6 +805,7 @@ fn orchestrate() {
         "rounds": opts.rounds,
         "warmup": opts.warmup,
         "connections": opts.connections,
+        "many": opts.many,
         "rust_log": opts.rust_log,
         "rows": rows,
         "scale": scale,

@@ -59,6 +59,8 @@ struct Conn {
 
 struct Answer {
     status: u16,
+    /// Bytes of the response, head and body.
+    bytes: usize,
 }
 
 const COOKIE_NAME: &str = "session_id";
@@ -131,14 +133,18 @@ impl Conn {
                         }
                     }
                     self.buf.drain(..head_len);
-                    if chunked {
-                        self.skip_chunked().await?;
+                    let body = if chunked {
+                        self.skip_chunked().await?
                     } else {
                         let n = length.unwrap_or(0);
                         self.fill(n).await?;
                         self.buf.drain(..n);
-                    }
-                    return Ok(Answer { status });
+                        n
+                    };
+                    return Ok(Answer {
+                        status,
+                        bytes: head_len + body,
+                    });
                 }
                 httparse::Status::Partial => self.more().await?,
             }
@@ -160,7 +166,9 @@ impl Conn {
         Ok(())
     }
 
-    async fn skip_chunked(&mut self) -> std::io::Result<()> {
+    /// Skips a chunked body; returns its bytes on the wire.
+    async fn skip_chunked(&mut self) -> std::io::Result<usize> {
+        let mut wire = 0;
         loop {
             let line_end = loop {
                 if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
@@ -174,8 +182,9 @@ impl Conn {
             self.buf.drain(..line_end + 2);
             self.fill(size + 2).await?;
             self.buf.drain(..size + 2);
+            wire += line_end + 2 + size + 2;
             if size == 0 {
-                return Ok(());
+                return Ok(wire);
             }
         }
     }
@@ -261,6 +270,7 @@ async fn one(conn: &mut Conn, scenario: Scenario, i: u64) -> std::io::Result<Ans
 
 struct Tally {
     latencies_us: Vec<u32>,
+    bytes: u64,
     errors: u64,
     first_error: Option<String>,
 }
@@ -297,6 +307,7 @@ pub fn main() {
             tasks.push(tokio::spawn(async move {
                 let mut tally = Tally {
                     latencies_us: Vec::with_capacity(200_000),
+                    bytes: 0,
                     errors: 0,
                     first_error: None,
                 };
@@ -340,6 +351,7 @@ pub fn main() {
                             } else if scenario == Scenario::Create || sent >= measure_from {
                                 let us = sent.elapsed().as_micros().min(u128::from(u32::MAX));
                                 tally.latencies_us.push(us as u32);
+                                tally.bytes += a.bytes as u64;
                             }
                         }
                         Err(e) => {
@@ -362,21 +374,25 @@ pub fn main() {
         let _ = start_at.set(Instant::now());
         barrier.wait().await;
         let began = Instant::now();
+        let cpu_before = own_cpu_seconds();
         let mut all = Vec::new();
+        let mut bytes = 0;
         let mut errors = 0;
         let mut first_error = None;
         for t in tasks {
             let tally = t.await.expect("a connection task");
             all.extend(tally.latencies_us);
+            bytes += tally.bytes;
             errors += tally.errors;
             if first_error.is_none() {
                 first_error = tally.first_error;
             }
         }
         let elapsed = began.elapsed().as_secs_f64();
-        (all, errors, first_error, elapsed)
+        let cpu = own_cpu_seconds() - cpu_before;
+        (all, bytes, errors, first_error, elapsed, cpu)
     });
-    let (mut lat, errors, first_error, elapsed) = result;
+    let (mut lat, bytes, errors, first_error, elapsed, cpu) = result;
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
         if lat.is_empty() {
@@ -397,6 +413,28 @@ pub fn main() {
         "p99_ms": pct(0.99),
         "errors": errors,
         "first_error": first_error,
+        // The share of one core the generator itself used (warm-up
+        // included): near 1.0 it, not the server, sets the pace.
+        "cpu_share": cpu / elapsed,
+        "bytes_per_response": if lat.is_empty() { 0 } else { bytes / lat.len() as u64 },
     });
     println!("{out}");
+}
+
+/// CPU seconds (user + system) this process has used, from
+/// `/proc/self/stat`; 0 where that file does not exist.
+fn own_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces, in parentheses):
+    // utime and stime are the 12th and 13th, in clock ticks of 1/100 s.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
 }

@@ -2,7 +2,8 @@
 //! `WS_BENCH_ROLE=reference`. A bare axum + tower-sessions app — the
 //! library's own `SessionManagerLayer` (or, for the cookie backend,
 //! tower-sessions-cookie-store's layer) over the *same store types* the site
-//! uses, with the same JSON read and write routes and nothing else: no
+//! uses, with the same JSON read and write routes and a bare
+//! `/healthz/live` (outside every layer), and nothing else: no
 //! security headers, no timeout, no request log, no site session layer.
 //! It is the library's own limit on this machine.
 //!
@@ -64,9 +65,14 @@ impl<T: SessionStore> SessionStore for Shared<T> {
 }
 
 fn routes() -> Router {
-    Router::new()
-        .route("/api/session/{key}", get(get_key).put(put_key))
-        .route("/healthz/live", get(|| async { "ok" }))
+    Router::new().route("/api/session/{key}", get(get_key).put(put_key))
+}
+
+/// `GET /healthz/live` as a bare axum route, added after the session layer
+/// so no layer wraps it: the floor the site's outer stack is measured
+/// against.
+fn with_bare_route(app: Router) -> Router {
+    app.route("/healthz/live", get(|| async { "ok" }))
 }
 
 /// Same cookie name and idle timeout as the site.
@@ -79,33 +85,19 @@ fn with_store<S: SessionStore + Clone>(store: S) -> Router {
     )
 }
 
+/// The site's own outer service (timeout, security headers) and body
+/// limit, in one `layer` call as the site adds them, and its request span.
 fn with_site_stack(app: Router) -> Router {
-    use axum::http::{HeaderName, HeaderValue, header};
-    use tower_http::set_header::SetResponseHeaderLayer;
-    let app = app
-        .layer(axum::extract::DefaultBodyLimit::max(
-            1024 * 1024 + 64 * 1024,
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'self'"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static("x-frame-options"),
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            std::time::Duration::from_secs(30),
-        ));
+    let app = app.layer(
+        tower::ServiceBuilder::new()
+            .layer(websessions::routes::outer::OuterLayer::new(
+                std::time::Duration::from_secs(30),
+                None,
+            ))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                1024 * 1024 + 64 * 1024,
+            )),
+    );
     websessions::telemetry::with_tracing(app)
 }
 
@@ -162,6 +154,7 @@ pub fn main() {
         // `REF_STACK=1`: the same outer layers as the site's router (request
         // span and log, 30 s timeout, security headers, body limit), to
         // split the site's cost between those layers and its session layer.
+        let app = with_bare_route(app);
         let app = if var("REF_STACK") == "1" {
             with_site_stack(app)
         } else {

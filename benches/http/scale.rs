@@ -330,6 +330,41 @@ pub fn targets(rows: &[Row], scale: &Value) -> Value {
             }
         }
     }
+    // Round 2: the outer stack against a bare axum route, the cookie
+    // backend against its library, many visitors writing.
+    for b in &backends {
+        for s in [
+            "baseline /healthz/live (vs bare)",
+            "baseline, many conns (vs bare)",
+        ] {
+            if let Some(x) = find(b, s).and_then(|r| r.vs_reference) {
+                check(format!("{b}: {s}"), x, "≥ 0.90", x >= 0.9);
+            }
+        }
+    }
+    for s in ["read (extend, touch 1s)", "write"] {
+        if let Some(x) = find("cookie", s).and_then(|r| r.vs_reference) {
+            check(
+                format!("cookie: site/library, {s} (round 2)"),
+                x,
+                "≥ 0.60",
+                x >= 0.6,
+            );
+        }
+    }
+    // Ten times the TurboGears + Beaker peer's write rate on this machine
+    // kind, with many visitors writing at once.
+    for (b, peer) in [("file", 1_909.0), ("sqlite", 508.0)] {
+        if let Some(r) = find(b, "write, many visitors") {
+            let want = 10.0 * peer;
+            check(
+                format!("{b}: writes/s, many visitors, vs 10 × peer"),
+                r.rps,
+                &format!("≥ {want:.0}"),
+                r.rps >= want,
+            );
+        }
+    }
     for b in &backends {
         if let (Some(on), Some(off)) = (
             find(b, "read (extend, touch 1s)"),

@@ -10,9 +10,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -82,26 +81,20 @@ async fn scrape(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Counts every answered request by method, route *template* (the matched
-/// path, such as `/api/session/{key}`, never the raw path, which could carry
-/// a key or grow without bound) and status.
-pub async fn count_requests(
-    State(metrics): State<Arc<Metrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let route = Route(req.extensions().get::<MatchedPath>().cloned());
-    let method = method_label(req.method());
-    let res = next.run(req).await;
-    metrics
-        .http
-        .get_or_create(&HttpLabels {
-            method,
-            route,
-            status: res.status().as_u16(),
-        })
-        .inc();
-    res
+impl Metrics {
+    /// Counts one answered request by method, route *template* (the matched
+    /// path, such as `/api/session/{key}`, never the raw path, which could
+    /// carry a key or grow without bound) and status. Called by the outer
+    /// layer once the response is known.
+    pub fn count_request(&self, method: &'static str, route: Option<MatchedPath>, status: u16) {
+        self.http
+            .get_or_create(&HttpLabels {
+                method,
+                route: Route(route),
+                status,
+            })
+            .inc();
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -143,7 +136,7 @@ impl EncodeLabelValue for Route {
 
 /// The standard methods by name; anything else is `other`, so a client
 /// cannot grow the label set.
-fn method_label(method: &Method) -> &'static str {
+pub fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",

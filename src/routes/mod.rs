@@ -6,16 +6,17 @@ pub mod api;
 pub mod auth;
 pub mod health;
 pub mod metrics;
+pub mod outer;
 pub mod pages;
 pub mod session;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tower_http::timeout::TimeoutLayer;
 
+use self::outer::OuterLayer;
 use crate::error::{AppError, respond};
 use crate::sessions::layer::SessionLayer;
 use crate::sessions::visitor_lock::{VisitorLocks, one_at_a_time};
@@ -65,23 +66,17 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .route("/static/style.css", get(stylesheet))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        // A request that takes longer than `server.request_timeout` is
-        // answered 408 and its session is not saved. Inside the security
-        // headers, so the 408 carries them too.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            request_timeout,
-        ))
-        .layer(tower::util::MapResponseLayer::new(security_headers));
-    // Outermost but for tracing, so timeouts (408) are counted too.
-    let router = match &state.metrics {
-        Some(m) => router.layer(axum::middleware::from_fn_with_state(
-            m.clone(),
-            metrics::count_requests,
-        )),
-        None => router,
-    };
+        // One `layer` call: axum boxes every route again at each call, and
+        // each box is cloned and allocated per request.
+        .layer(
+            tower::ServiceBuilder::new()
+                // A request that takes longer than `server.request_timeout`
+                // is answered 408 and its session is not saved; every
+                // response, the 408 included, gets the security headers and
+                // is counted.
+                .layer(OuterLayer::new(request_timeout, state.metrics.clone()))
+                .layer(DefaultBodyLimit::max(body_limit)),
+        );
     crate::telemetry::with_tracing(router).with_state(state)
 }
 
@@ -108,23 +103,3 @@ async fn method_not_allowed(req: Request) -> Response {
 fn is_api(req: &Request) -> bool {
     is_api_path(req.uri().path())
 }
-
-/// Safe defaults for every response, in one pass; a handler may set its
-/// own first.
-fn security_headers(mut res: Response) -> Response {
-    let headers = res.headers_mut();
-    for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CSP),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-    ] {
-        if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
-    }
-    res
-}
-
-/// Content-Security-Policy: everything from this site only, no framing.
-const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";

@@ -18,6 +18,13 @@ pub use super::CookieMode;
 /// Browsers keep cookies up to this size (name and value).
 pub const MAX_COOKIE_BYTES: usize = 4096;
 
+/// The `cookie` crate's private cookies: a 96-bit AES-GCM nonce and a
+/// 128-bit tag around the ciphertext.
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// The `cookie` crate's signed cookies: the HMAC-SHA-256 in padded base64.
+const SIGNATURE_LEN: usize = 44;
+
 /// Encodes records into cookie values and back, with rotating keys.
 pub struct CookieCodec {
     name: String,
@@ -95,6 +102,22 @@ impl CookieCodec {
     pub fn cookie_len(&self, value: &str) -> usize {
         self.name.len() + 1 + value.len()
     }
+
+    /// Bytes of `name=value` that [`encode`](Self::encode) would give for
+    /// `record`, without encrypting or signing it: both add a fixed
+    /// overhead to the encoded record, so the size is known from the
+    /// encoded record alone.
+    pub fn predicted_cookie_len(&self, record: &Record) -> session_store::Result<usize> {
+        let plain = tower_sessions_cookie_store::encode_record(record)?.len();
+        let value = match self.mode {
+            // Base64 (padded) of nonce ‖ ciphertext ‖ tag; AES-GCM's
+            // ciphertext is exactly as long as the plaintext.
+            CookieMode::Private => (NONCE_LEN + plain + TAG_LEN).div_ceil(3) * 4,
+            // The HMAC-SHA-256 in base64, then the value itself.
+            CookieMode::Signed => SIGNATURE_LEN + plain,
+        };
+        Ok(self.name.len() + 1 + value)
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +157,24 @@ mod tests {
                 forgotten.decode(&value).is_none(),
                 "{mode:?}: old key dropped"
             );
+        }
+    }
+
+    #[test]
+    fn the_predicted_cookie_length_is_the_encoded_one() {
+        for mode in [CookieMode::Private, CookieMode::Signed] {
+            let codec = CookieCodec::new("session_id", mode, &[4u8; 64], &[]);
+            let mut r = record();
+            // Every remainder of the base64 padding, and sizes near the limit.
+            for n in (0..40).chain(2900..2920) {
+                r.data.insert("k".into(), Value::from("x".repeat(n)));
+                let value = codec.encode(&r).unwrap();
+                assert_eq!(
+                    codec.predicted_cookie_len(&r).unwrap(),
+                    codec.cookie_len(&value),
+                    "{mode:?}, {n} bytes"
+                );
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use super::index::UserIndex;
 use super::inspect::AtRest;
 use super::layer::Engine;
 use super::policy::Policy;
-use super::request_store::{LoadedRecord, fit};
+use super::request_store::{LoadedRecord, fits_limit};
 
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -88,7 +88,7 @@ impl SessionInfo {
             #[cfg(feature = "cookie")]
             super::layer::Storage::Cookie(codec) => Some(codec.as_ref()),
         };
-        fit(codec, self.engine.max_session_bytes, &record).map(|_| ())
+        fits_limit(codec, self.engine.max_session_bytes, &record)
     }
 
     /// Cookie backend: how the cookie protects the record.

@@ -22,7 +22,7 @@ use tower_sessions::session_store;
 use super::keys::CREATED_AT;
 use super::metrics::{SessionMetrics, count};
 use super::policy::{Policy, created_at_of};
-use super::store::{SiteStore, WriteOutcome};
+use super::store::{SiteStore, WriteOutcome, json_len};
 
 #[cfg(feature = "cookie")]
 use super::cookie::CookieCodec;
@@ -205,22 +205,48 @@ pub fn fit(
     #[cfg(feature = "cookie")]
     if let Some(codec) = codec {
         let value = codec.encode(record).map_err(|e| e.to_string())?;
-        let len = codec.cookie_len(&value);
-        if len <= super::cookie::MAX_COOKIE_BYTES {
-            return Ok(Some(value));
-        }
-        return Err(format!(
-            "The session cookie would be {len} bytes; browsers keep at most {}. Nothing was changed.",
-            super::cookie::MAX_COOKIE_BYTES
-        ));
+        cookie_fits(codec.cookie_len(&value))?;
+        return Ok(Some(value));
     }
     #[cfg(not(feature = "cookie"))]
     let _ = codec;
-    let bytes = serde_json::to_vec(&record.data)
-        .map_err(|e| e.to_string())?
-        .len();
+    data_fits(max_session_bytes, record).map(|()| None)
+}
+
+/// [`fit`] without producing the cookie: its exact size is computed from
+/// the encoded record, so nothing is encrypted or signed.
+pub fn fits_limit(
+    codec: Option<&CookieCodec>,
+    max_session_bytes: usize,
+    record: &Record,
+) -> Result<(), String> {
+    #[cfg(feature = "cookie")]
+    if let Some(codec) = codec {
+        let len = codec
+            .predicted_cookie_len(record)
+            .map_err(|e| e.to_string())?;
+        return cookie_fits(len);
+    }
+    #[cfg(not(feature = "cookie"))]
+    let _ = codec;
+    data_fits(max_session_bytes, record)
+}
+
+#[cfg(feature = "cookie")]
+fn cookie_fits(len: usize) -> Result<(), String> {
+    if len <= super::cookie::MAX_COOKIE_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "The session cookie would be {len} bytes; browsers keep at most {}. Nothing was changed.",
+        super::cookie::MAX_COOKIE_BYTES
+    ))
+}
+
+fn data_fits(max_session_bytes: usize, record: &Record) -> Result<(), String> {
+    let bytes = json_len(&record.data).map_err(|e| e.to_string())?;
     if bytes <= max_session_bytes {
-        return Ok(None);
+        return Ok(());
     }
     Err(format!(
         "The session would be {bytes} bytes as JSON; it may be at most {max_session_bytes} bytes. Nothing was changed."

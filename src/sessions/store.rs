@@ -130,6 +130,25 @@ pub fn fingerprint(id: &Id) -> String {
     hex::encode(&hasher.finalize()[..4])
 }
 
+/// How many bytes `serde_json::to_vec(value)` would give, without building
+/// them: the size limits count JSON bytes, and a size check need not
+/// allocate the document it measures.
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value)?;
+    Ok(count.0)
+}
+
 /// The stored value: data and expiry, and deliberately not the id.
 #[derive(Debug, Deserialize)]
 struct StoredValue {

@@ -15,7 +15,7 @@ use tower_sessions::Session;
 use crate::error::AppError;
 use crate::sessions::info::SessionInfo;
 use crate::sessions::keys::{CREATED_AT, FLASH, USER, VISITS, is_reserved};
-use crate::sessions::store::fingerprint;
+use crate::sessions::store::{fingerprint, json_len};
 
 /// The byte limits of one value and of the whole session.
 #[derive(Debug, Clone, Copy)]
@@ -154,9 +154,7 @@ impl SiteSession {
         limits: Limits,
     ) -> Result<(), AppError> {
         validate_key(key)?;
-        let size = serde_json::to_vec(&value)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let size = json_len(&value).unwrap_or(usize::MAX);
         if size > limits.max_value_bytes {
             return Err(AppError::PayloadTooLarge(format!(
                 "The value is {size} bytes as JSON; one value may be at most {} bytes.",
