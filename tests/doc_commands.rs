@@ -1,6 +1,14 @@
-//! No instruction goes stale: every shell command shown in README.md and
-//! docs/**/*.md is checked here, and every `config/default.toml` key carries
-//! a comment, and every command of the CLI has its help.
+//! No instruction goes stale: what README.md and docs/**/*.md show is
+//! checked here against the code.
+//!
+//! - Shell commands (below). `config/default.toml` keys carry comments; every
+//!   command of the CLI has its help.
+//! - Every ```toml snippet loads merged into the config file it names
+//!   (`every_toml_snippet_loads_merged_into_its_file`).
+//! - Every route named is mounted by the router, with its method
+//!   (`every_route_in_the_docs_is_routed`); every configuration key, table
+//!   and `APP_…` variable named exists, and `key = value` spans hold values
+//!   the settings accept (`every_config_key_in_the_docs_exists`).
 //!
 //! For each line of a ```sh block (continuations joined, comments dropped):
 //! - `websessions …` and `cargo run [-- …]` are parsed by the real CLI
@@ -11,6 +19,7 @@
 //!   no server: `APP_ENV=test` unless the docs set it, a temp dir for the
 //!   file store and SQLite.
 //! - `cargo test …` is the test command `.ci/run` runs.
+//! - `curl` lines call a route the router mounts, with its method.
 //! - Anything else must appear, as written, in `.ci/run`, or be listed in
 //!   `NOT_RUN` below with the reason.
 
@@ -377,22 +386,6 @@ fn check_cli(line: &DocLine, env: Env, args: Vec<String>) {
     }
 }
 
-/// The JSON routes (DESIGN's table, mounted in `src/routes/`) a `curl` line
-/// may call, as (method, path pattern); `{key}` matches one path segment.
-const JSON_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/session"),
-    ("DELETE", "/api/session"),
-    ("GET", "/api/session/{key}"),
-    ("PUT", "/api/session/{key}"),
-    ("DELETE", "/api/session/{key}"),
-    ("POST", "/api/session/save"),
-    ("POST", "/api/session/cycle"),
-    ("GET", "/api/session/expiry"),
-    ("GET", "/healthz"),
-    ("GET", "/healthz/live"),
-    ("GET", "/metrics"),
-];
-
 /// A `curl` line names a route of the site with its method, on the address
 /// `cargo run` serves, and keeps the session in a cookie jar when it calls
 /// the session API.
@@ -422,27 +415,12 @@ fn check_curl(at: &str, cmd: &[&str]) {
         .strip_prefix("http://127.0.0.1:8080")
         .unwrap_or_else(|| panic!("{at}: not the address `cargo run` serves"));
     let path = path.split('?').next().unwrap_or(path);
-    let matches = |pattern: &str| {
-        let (p, q): (Vec<_>, Vec<_>) = (pattern.split('/').collect(), path.split('/').collect());
-        p.len() == q.len()
-            && p.iter()
-                .zip(&q)
-                .all(|(p, q)| p == q || (*p == "{key}" && !q.is_empty()))
-    };
-    // A literal route wins over `{key}`, as in the router.
-    let route = JSON_ROUTES
-        .iter()
-        .filter(|(_, p)| matches(p))
-        .min_by_key(|(_, p)| p.contains('{'))
+    let routes = router_routes();
+    let (methods, pattern) = route_for(&routes, path)
         .unwrap_or_else(|| panic!("{at}: {path} is not a route of the site"));
-    let allowed: Vec<_> = JSON_ROUTES
-        .iter()
-        .filter(|(_, p)| *p == route.1)
-        .map(|(m, _)| *m)
-        .collect();
     assert!(
-        allowed.contains(&method),
-        "{at}: {method} {path} is not routed (only {allowed:?})"
+        methods.iter().any(|m| m == method),
+        "{at}: {method} {path} is not routed ({pattern} has {methods:?})"
     );
     if path.starts_with("/api/") {
         assert!(jar, "{at}: the session API needs a cookie jar (-c/-b)");
@@ -618,4 +596,695 @@ fn every_command_and_argument_has_help() {
             "`websessions --help` does not list {sub}"
         );
     }
+}
+
+// ---------------------------------------------------------------------
+// Snippets, routes, keys and code named in the docs.
+// ---------------------------------------------------------------------
+
+/// A fenced block of a page, with the prose just above it.
+#[derive(Debug)]
+struct Block {
+    file: String,
+    line: usize,
+    lang: String,
+    text: String,
+    /// The lines between the previous block or heading and this block.
+    before: String,
+}
+
+/// One page: its fenced blocks, and its prose outside fences (paragraphs,
+/// list items and table rows, each with its first line and the heading it
+/// sits under).
+struct Page {
+    file: String,
+    blocks: Vec<Block>,
+    prose: Vec<(usize, String, String)>,
+}
+
+fn pages() -> Vec<Page> {
+    doc_files()
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let file = path
+                .strip_prefix(ROOT)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mut page = Page {
+                file: file.clone(),
+                blocks: Vec::new(),
+                prose: Vec::new(),
+            };
+            let mut open: Option<(usize, String, String)> = None;
+            let mut before = String::new();
+            let mut heading = String::new();
+            for (n, line) in text.lines().enumerate() {
+                let fence = line.trim_start().strip_prefix("```");
+                match (&mut open, fence) {
+                    (Some((start, lang, body)), Some(_)) => {
+                        page.blocks.push(Block {
+                            file: file.clone(),
+                            line: *start,
+                            lang: std::mem::take(lang),
+                            text: std::mem::take(body),
+                            before: std::mem::take(&mut before),
+                        });
+                        open = None;
+                    }
+                    (Some((_, _, body)), None) => {
+                        body.push_str(line);
+                        body.push('\n');
+                    }
+                    (None, Some(info)) => {
+                        open = Some((n + 1, info.trim().to_owned(), String::new()))
+                    }
+                    (None, None) => {
+                        if line.starts_with('#') {
+                            heading = line.trim_start_matches('#').trim().to_owned();
+                            before.clear();
+                        } else {
+                            before.push_str(line);
+                            before.push('\n');
+                        }
+                        // A paragraph is one entry (a code span may wrap), a
+                        // table row too.
+                        let continues = !line.trim().is_empty()
+                            && !line.starts_with('|')
+                            && !line.starts_with('#')
+                            && !line.trim_start().starts_with(['*', '-'])
+                            && page.prose.last().is_some_and(|(_, _, p)| {
+                                !p.is_empty() && !p.starts_with('|') && !p.starts_with('#')
+                            });
+                        match page.prose.last_mut() {
+                            Some((_, _, p)) if continues => {
+                                p.push(' ');
+                                p.push_str(line.trim());
+                            }
+                            _ => page.prose.push((n + 1, heading.clone(), line.to_owned())),
+                        }
+                    }
+                }
+            }
+            assert!(open.is_none(), "{file}: a fence is never closed");
+            page
+        })
+        .collect()
+}
+
+/// The `code spans` of a prose line. In the Beaker table, the first
+/// column is Beaker's vocabulary, not this project's, and is left out.
+fn code_spans(heading: &str, line: &str) -> Vec<String> {
+    let line = if heading.contains("Beaker") && line.starts_with('|') {
+        line.trim_start_matches('|')
+            .split_once('|')
+            .map_or("", |(_, rest)| rest)
+    } else {
+        line
+    };
+    line.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn default_toml() -> toml::Table {
+    std::fs::read_to_string(format!("{ROOT}/config/default.toml"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The value at a dotted path of a table, if any.
+fn lookup<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    let mut parts = path.split('.');
+    let mut node = table.get(parts.next()?)?;
+    for part in parts {
+        node = node.as_table()?.get(part)?;
+    }
+    Some(node)
+}
+
+/// Sets the value at a dotted path whose tables exist.
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    let (tables, leaf) = path.rsplit_once('.').unwrap_or(("", path));
+    let mut node = table;
+    for part in tables.split('.').filter(|p| !p.is_empty()) {
+        node = node.get_mut(part).unwrap().as_table_mut().unwrap();
+    }
+    node.insert(leaf.into(), value);
+}
+
+/// Every dotted key path of a table (tables included).
+fn key_paths(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let path = format!("{prefix}{k}");
+        if let toml::Value::Table(t) = v {
+            key_paths(t, &format!("{path}."), out);
+        }
+        out.push(path);
+    }
+}
+
+/// Copies `config/` into a temp dir, where a snippet can be merged.
+fn config_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(format!("{ROOT}/config")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, tmp.path().join(path.file_name().unwrap())).unwrap();
+    }
+    tmp
+}
+
+/// Loads settings from `dir` the way the binary does (no environment), with
+/// a fresh key for production, which refuses the development one.
+fn load_from(dir: &Path, profile: &str) -> Result<websessions::config::Loaded, String> {
+    use websessions::config::{LoadOptions, load};
+    let mut options = LoadOptions::profile_in(profile, dir);
+    if profile == "production" {
+        options
+            .overrides
+            .push(("session.secret_key".into(), keygen()));
+    }
+    load(&options).map_err(|e| e.to_string())
+}
+
+/// Every ```toml block of README.md and docs/ is what a reader pastes into
+/// a config file, so it must work there:
+/// - the file is the `config/NAME.toml` named last in the prose just above
+///   the block (or in a `# config/NAME.toml` first line);
+/// - prose that says the file "becomes" the block shows the whole file: it
+///   must keep every key the file has (a value saying "unchanged" stands
+///   for the file's own);
+/// - otherwise the block is appended to the file, which must still parse (a
+///   second `[session]` header is TOML's duplicate-key error);
+/// - a block that names no file is merged into `config/default.toml`'s
+///   tables, and every key it sets must already be there;
+/// - then the configuration loads through `websessions::config::load` (keys,
+///   types and the rules between keys), in that file's profile.
+#[test]
+fn every_toml_snippet_loads_merged_into_its_file() {
+    let mut checked = 0;
+    for page in pages() {
+        for block in page.blocks.iter().filter(|b| b.lang == "toml") {
+            let at = format!("{}:{}", block.file, block.line);
+            let config_names = |text: &str| -> Vec<String> {
+                text.match_indices("config/")
+                    .filter_map(|(i, _)| {
+                        let name: String = text[i + 7..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                            .collect();
+                        name.strip_suffix(".toml").map(str::to_owned)
+                    })
+                    .collect()
+            };
+            let first = block.text.lines().next().unwrap_or("");
+            let named = if first.starts_with('#') {
+                config_names(first).pop()
+            } else {
+                None
+            }
+            .or_else(|| config_names(&block.before).pop());
+            let tmp = config_copy();
+            let profile = match &named {
+                Some(name) => {
+                    let path = format!("{ROOT}/config/{name}.toml");
+                    let original = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+                        panic!("{at}: names config/{name}.toml, which does not exist")
+                    });
+                    let merged = if block.before.contains("becomes") {
+                        let orig: toml::Table = original.parse().unwrap();
+                        let mut whole: toml::Table = block
+                            .text
+                            .parse()
+                            .unwrap_or_else(|e| panic!("{at}: not TOML: {e}"));
+                        let mut keys = Vec::new();
+                        key_paths(&orig, "", &mut keys);
+                        for key in keys {
+                            let kept = lookup(&whole, &key).cloned();
+                            let kept = kept.unwrap_or_else(|| {
+                                panic!(
+                                    "{at}: shows the whole of config/{name}.toml but drops `{key}`"
+                                )
+                            });
+                            if kept.as_str().is_some_and(|s| s.contains("unchanged")) {
+                                set_path(&mut whole, &key, lookup(&orig, &key).unwrap().clone());
+                            }
+                        }
+                        toml::to_string(&whole).unwrap()
+                    } else {
+                        format!("{original}\n{}", block.text)
+                    };
+                    merged.parse::<toml::Table>().unwrap_or_else(|e| {
+                        panic!("{at}: merged into config/{name}.toml it does not parse:\n{e}")
+                    });
+                    std::fs::write(tmp.path().join(format!("{name}.toml")), merged).unwrap();
+                    if name == "default" {
+                        "development".to_owned()
+                    } else {
+                        name.clone()
+                    }
+                }
+                None => {
+                    let mut default = default_toml();
+                    let snippet: toml::Table = block
+                        .text
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{at}: not TOML: {e}"));
+                    let mut keys = Vec::new();
+                    key_paths(&snippet, "", &mut keys);
+                    for key in keys {
+                        let value = lookup(&snippet, &key).unwrap();
+                        let known = lookup(&default, &key).unwrap_or_else(|| {
+                            panic!("{at}: `{key}` is not in config/default.toml")
+                        });
+                        assert_eq!(known.type_str(), value.type_str(), "{at}: `{key}`");
+                        if !value.is_table() {
+                            set_path(&mut default, &key, value.clone());
+                        }
+                    }
+                    std::fs::write(
+                        tmp.path().join("default.toml"),
+                        toml::to_string(&default).unwrap(),
+                    )
+                    .unwrap();
+                    "development".to_owned()
+                }
+            };
+            if let Err(e) = load_from(tmp.path(), &profile) {
+                panic!(
+                    "{at}: merged into {named:?}, the `{profile}` configuration does not load: {e}"
+                );
+            }
+            println!("toml     {at} -> {named:?} ({profile})");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} toml snippets");
+}
+
+/// The routes of the site as `src/routes/` mounts them: every
+/// `.route("PATH", get(..).post(..))` call, as (methods, path).
+/// `every_route_in_the_docs_is_routed` proves this reading against the
+/// running router.
+fn router_routes() -> Vec<(Vec<String>, String)> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(format!("{ROOT}/src/routes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for file in files {
+        let src = std::fs::read_to_string(&file).unwrap();
+        for (i, _) in src.match_indices(".route(") {
+            let rest = &src[i + ".route(".len()..];
+            let rest = rest.trim_start();
+            let rest = rest.strip_prefix('"').expect("a route path literal");
+            let (path, rest) = rest.split_once('"').unwrap();
+            // The method chain, up to the `)` that closes `.route(`.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .expect("the end of .route(")
+                .0;
+            let chain = &rest[..end];
+            let methods: Vec<String> = ["get", "post", "put", "delete", "patch"]
+                .iter()
+                .filter(|m| {
+                    chain.match_indices(&format!("{m}(")).any(|(j, _)| {
+                        j == 0 || !chain[..j].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                    })
+                })
+                .map(|m| m.to_ascii_uppercase())
+                .collect();
+            assert!(
+                !methods.is_empty(),
+                "{}: no method for {path}",
+                file.display()
+            );
+            out.push((methods, path.to_owned()));
+        }
+    }
+    out
+}
+
+/// The route a concrete path takes, as the router picks it: a literal
+/// segment wins over `{param}`.
+fn route_for<'a>(
+    routes: &'a [(Vec<String>, String)],
+    path: &str,
+) -> Option<&'a (Vec<String>, String)> {
+    let q: Vec<_> = path.split('/').collect();
+    routes
+        .iter()
+        .filter(|(_, pattern)| {
+            let p: Vec<_> = pattern.split('/').collect();
+            p.len() == q.len()
+                && p.iter()
+                    .zip(&q)
+                    .all(|(p, q)| p == q || (p.starts_with('{') && !q.is_empty()))
+        })
+        .min_by_key(|(_, p)| p.matches('{').count())
+}
+
+/// Paths in the docs that are not routes of the site, and why.
+const NOT_ROUTES: &[(&str, &str)] = &[(
+    "/notes",
+    "the page docs/TUTORIAL.md walks the reader through adding",
+)];
+
+/// Filesystem paths start with one of these; routes never do.
+const FS_ROOTS: &[&str] = &[
+    "usr", "tmp", "proc", "etc", "var", "home", "dev", "opt", "bin",
+];
+
+/// A route named in the docs: `METHOD /path`, `/path`, `/path?query`, or a
+/// prefix ending in `*` (`/session/*`).
+fn route_mentions() -> Vec<(String, Option<String>, String)> {
+    let mut out = Vec::new();
+    let mut push = |at: String, text: &str| {
+        let text = text.trim().trim_end_matches(['.', ',', ':', ';']);
+        let (method, path) = match text.split_once(' ') {
+            Some((m, p)) if m.chars().all(|c| c.is_ascii_uppercase()) && p.starts_with('/') => {
+                (Some(m.to_owned()), p)
+            }
+            _ => (None, text),
+        };
+        if !path.starts_with('/') || path.contains(' ') {
+            return;
+        }
+        let first = path[1..].split('/').next().unwrap_or("");
+        if FS_ROOTS.contains(&first) {
+            return;
+        }
+        let path = path.split('?').next().unwrap();
+        out.push((at, method, path.to_owned()));
+    };
+    for page in pages() {
+        for (line, heading, text) in &page.prose {
+            for span in code_spans(heading, text) {
+                push(format!("{}:{line}", page.file), &span);
+            }
+        }
+        // The architecture diagram labels its arrows with routes.
+        for block in page.blocks.iter().filter(|b| b.lang == "mermaid") {
+            for (n, text) in block.text.lines().enumerate() {
+                for label in text.split('"').skip(1).step_by(2) {
+                    for part in label.split(", ") {
+                        for word in part.split(['(', ')']) {
+                            push(format!("{}:{}", page.file, block.line + 1 + n), word);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The real app, on the memory backend of the test profile, on a free port.
+async fn serve_site() -> (String, tokio_util::sync::CancellationToken) {
+    let dir = PathBuf::from(ROOT).join("config");
+    let mut settings = load_from(&dir, "test").unwrap().settings;
+    settings.session.backend = websessions::config::Backend::Memory;
+    let app = websessions::startup::Application::build(settings)
+        .await
+        .expect("the app builds");
+    let address = format!("http://{}", app.local_addr());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(app.run_until(stop.clone()));
+    (address, stop)
+}
+
+/// Every route named in README.md and docs/ (code spans, the architecture
+/// diagram, and `curl` lines through `every_command_in_the_docs_runs`) is
+/// one the router mounts, with the method named. The route list is read
+/// from `src/routes/` and proven against the running site first: every
+/// listed path answers `PATCH` with 405 (routed, method not allowed) where
+/// an unrouted path answers 404, and every listed method is not 405.
+#[tokio::test]
+async fn every_route_in_the_docs_is_routed() {
+    let routes = router_routes();
+    assert!(routes.len() >= 20, "only {} routes read", routes.len());
+    let (address, stop) = serve_site().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let send = |method: &str, path: &str| {
+        let url = format!("{address}{}", path.replace("{key}", "color"));
+        client.request(method.parse().unwrap(), url).send()
+    };
+    let status = send("PATCH", "/no/such/route").await.unwrap().status();
+    assert_eq!(status, 404, "an unrouted path");
+    for (methods, path) in &routes {
+        assert!(
+            !methods.iter().any(|m| m == "PATCH"),
+            "{path}: PATCH is the probe"
+        );
+        let status = send("PATCH", path).await.unwrap().status();
+        assert_eq!(status, 405, "PATCH {path}: not routed as src/routes/ reads");
+        for method in methods {
+            let status = send(method, path).await.unwrap().status();
+            assert_ne!(
+                status, 405,
+                "{method} {path}: not routed as src/routes/ reads"
+            );
+        }
+    }
+    stop.cancel();
+
+    let mentions = route_mentions();
+    assert!(mentions.len() > 30, "only {} routes named", mentions.len());
+    let mut used_exemptions = std::collections::BTreeSet::new();
+    for (at, method, path) in &mentions {
+        if let Some((p, _)) = NOT_ROUTES.iter().find(|(p, _)| p == path) {
+            used_exemptions.insert(*p);
+            continue;
+        }
+        if let Some(prefix) = path.strip_suffix('*') {
+            assert!(
+                routes.iter().any(|(_, p)| p.starts_with(prefix)),
+                "{at}: no route starts with {prefix}"
+            );
+            println!("route    {at}: {path}");
+            continue;
+        }
+        let (methods, pattern) = route_for(&routes, path)
+            .unwrap_or_else(|| panic!("{at}: {path} is not a route of the site"));
+        if let Some(m) = method {
+            assert!(
+                methods.contains(m),
+                "{at}: {m} {path} is not routed ({pattern} has {methods:?})"
+            );
+        }
+        println!("route    {at}: {} {path}", method.as_deref().unwrap_or("*"));
+    }
+    for (p, _) in NOT_ROUTES {
+        assert!(
+            used_exemptions.contains(p),
+            "NOT_ROUTES lists {p}, which no page names any more"
+        );
+    }
+}
+
+/// A `session.…` code span that is a call of `tower_sessions::Session`,
+/// not a configuration key (`every_rust_snippet_names_what_exists` proves
+/// the methods exist).
+const SESSION_CALLS: &[&str] = &["get", "insert", "remove", "save", "flush", "cycle_id"];
+
+/// Environment variables the docs name that are not configuration keys.
+const NOT_KEYS: &[(&str, &str)] = &[
+    ("APP_ENV", "chooses the profile"),
+    ("APP_CONFIG_DIR", "chooses the config folder"),
+    ("APP_SECTION__KEY", "the pattern, not a variable"),
+    (
+        "APP_PORT",
+        "the docs' example of a stray variable that start-up refuses (asserted below)",
+    ),
+];
+
+/// Every configuration key named in README.md and docs/ exists:
+/// - `session.…` / `server.…` code spans name a key or table of
+///   `config/default.toml` (a `session.get`-style call aside);
+/// - `[table]` spans name a table of `config/default.toml` (or of
+///   `Cargo.toml`, for `[features]`);
+/// - `APP_…` variables anywhere name a key (`APP_SESSION__FILE__DIR` is
+///   `session.file.dir`);
+/// - a span `key = value` whose key is a setting (dotted, or the name of a
+///   key of default.toml) holds a value the settings accept: it is merged
+///   over default.toml and extracted into `Settings` (types, enum values).
+#[test]
+fn every_config_key_in_the_docs_exists() {
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+    let default = default_toml();
+    let default_text = std::fs::read_to_string(format!("{ROOT}/config/default.toml")).unwrap();
+    let cargo: toml::Table = std::fs::read_to_string(format!("{ROOT}/Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut keys = Vec::new();
+    key_paths(&default, "", &mut keys);
+    // Leaf name -> the dotted keys that end with it.
+    let leaf_paths = |leaf: &str| -> Vec<&String> {
+        keys.iter()
+            .filter(|k| k.rsplit('.').next() == Some(leaf))
+            .collect()
+    };
+    let accepts = |path: &str, value: &str| -> Result<(), String> {
+        let (table, leaf) = path.rsplit_once('.').unwrap();
+        let snippet = format!("[{table}]\n{leaf} = {value}\n");
+        Figment::from(Serialized::defaults(
+            websessions::config::Settings::default(),
+        ))
+        .merge(Toml::string(&default_text))
+        .merge(Toml::string(&snippet))
+        .extract::<websessions::config::Settings>()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let mut checked = 0;
+    let mut seen_not_keys = std::collections::BTreeSet::new();
+    for page in pages() {
+        let texts = page
+            .prose
+            .iter()
+            .map(|(n, h, t)| (*n, h.clone(), t.clone()))
+            .chain(page.blocks.iter().flat_map(|b| {
+                b.text
+                    .lines()
+                    .enumerate()
+                    .map(|(n, t)| (b.line + 1 + n, String::new(), t.to_owned()))
+                    .collect::<Vec<_>>()
+            }));
+        for (line, heading, text) in texts {
+            let at = format!("{}:{line}", page.file);
+            // APP_ variables, anywhere.
+            for (i, _) in text.match_indices("APP_") {
+                if i > 0 && text[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let var: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if var == "APP_" {
+                    continue; // `APP_…`
+                }
+                if NOT_KEYS.iter().any(|(v, _)| *v == var) {
+                    seen_not_keys.insert(var);
+                    continue;
+                }
+                let path = var["APP_".len()..].to_ascii_lowercase().replace("__", ".");
+                assert!(
+                    lookup(&default, &path).is_some_and(|v| !v.is_table()),
+                    "{at}: {var} is not a configuration key (`{path}`)"
+                );
+                checked += 1;
+            }
+            if page
+                .blocks
+                .iter()
+                .any(|b| b.line < line && line <= b.line + b.text.lines().count())
+            {
+                continue;
+            }
+            for span in code_spans(&heading, &text) {
+                let span = span.trim();
+                if let Some(table) = span.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                    if table.is_empty() {
+                        continue;
+                    }
+                    let known = lookup(&default, table).is_some_and(|v| v.is_table())
+                        || (text.contains("Cargo.toml") && cargo.contains_key(table));
+                    assert!(
+                        known,
+                        "{at}: `[{table}]` is not a table of config/default.toml"
+                    );
+                    checked += 1;
+                    continue;
+                }
+                let (key, value) = match span.split_once(" = ") {
+                    Some((k, v)) => (k.trim(), Some(v.trim())),
+                    None => (span, None),
+                };
+                let dotted = (key.starts_with("session.") || key.starts_with("server."))
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.');
+                let path = if dotted {
+                    let mut parts = key.split('.');
+                    if parts.next() == Some("session")
+                        && parts.next().is_some_and(|m| SESSION_CALLS.contains(&m))
+                    {
+                        continue;
+                    }
+                    assert!(
+                        lookup(&default, key).is_some(),
+                        "{at}: `{key}` is not a key of config/default.toml"
+                    );
+                    key.to_owned()
+                } else if value.is_some()
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    && !leaf_paths(key).is_empty()
+                {
+                    // A bare key: one of the keys with that name must take the value.
+                    let paths = leaf_paths(key);
+                    let ok = paths.iter().find(|p| accepts(p, value.unwrap()).is_ok());
+                    assert!(
+                        ok.is_some(),
+                        "{at}: `{span}`: no key named `{key}` accepts that value ({paths:?})"
+                    );
+                    checked += 1;
+                    continue;
+                } else {
+                    continue;
+                };
+                if let Some(value) = value {
+                    if let Err(e) = accepts(&path, value) {
+                        panic!("{at}: `{span}` is not a value the settings accept: {e}");
+                    }
+                }
+                println!("key      {at}: {span}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} keys named");
+    for (var, _) in NOT_KEYS {
+        assert!(
+            seen_not_keys.contains(*var),
+            "NOT_KEYS lists {var}, which no page names"
+        );
+    }
+    // The stray variable the docs show is refused, naming the key.
+    let out = Command::new(BIN)
+        .arg("config")
+        .env("APP_ENV", "test")
+        .env("APP_CONFIG_DIR", format!("{ROOT}/config"))
+        .env("APP_PORT", "8080")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "APP_PORT was accepted\n{}",
+        show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("port"),
+        "{}",
+        show(&out)
+    );
 }
