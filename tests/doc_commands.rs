@@ -9,6 +9,9 @@
 //!   (`every_route_in_the_docs_is_routed`); every configuration key, table
 //!   and `APP_…` variable named exists, and `key = value` spans hold values
 //!   the settings accept (`every_config_key_in_the_docs_exists`).
+//! - Rust snippets are quotes that are still in their file, or new code
+//!   whose names exist (`every_rust_snippet_names_what_exists`; not a
+//!   compile).
 //!
 //! For each line of a ```sh block (continuations joined, comments dropped):
 //! - `websessions …` and `cargo run [-- …]` are parsed by the real CLI
@@ -1287,4 +1290,466 @@ fn every_config_key_in_the_docs_exists() {
         "{}",
         show(&out)
     );
+}
+
+/// ```rust blocks that show code the reader writes (not a quote of the
+/// code), by page and first line, with the file the code goes into. Their
+/// names are checked; every other block must be a quote.
+const NEW_CODE: &[(&str, &str, &str)] = &[
+    (
+        "README.md",
+        "use tower_sessions::Session;",
+        "src/routes/pages.rs",
+    ),
+    (
+        "docs/TUTORIAL.md",
+        "#[derive(Template)]",
+        "src/web/templates.rs",
+    ),
+    (
+        "docs/TUTORIAL.md",
+        "use askama::Template as _;",
+        "src/routes/notes.rs",
+    ),
+    ("docs/TUTORIAL.md", "pub mod notes;", "src/routes/mod.rs"),
+];
+
+/// Names every Rust file may use without declaring them.
+const PRELUDE: &[&str] = &[
+    "String", "Option", "Some", "None", "Result", "Ok", "Err", "Vec", "Self",
+];
+
+/// A line of Rust without its `//` comment, trimmed.
+fn code_line(line: &str) -> &str {
+    match line.find("//") {
+        Some(i) if !line[..i].contains('"') => line[..i].trim(),
+        _ => line.trim(),
+    }
+}
+
+/// Rust without its `//` comments.
+fn strip_comments(text: &str) -> String {
+    text.lines().map(code_line).collect::<Vec<_>>().join("\n")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Identifiers (`[A-Za-z_][A-Za-z0-9_]*`) with what precedes and follows.
+fn idents(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i] as char;
+        if c == '\'' {
+            // A char literal ('x', '\n', '"'); a lifetime is left alone.
+            if bytes.get(i + 1) == Some(&b'\\') {
+                i += 2;
+                while i < bytes.len() && bytes[i] != b'\'' {
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            if bytes.get(i + 2) == Some(&b'\'') {
+                i += 3;
+                continue;
+            }
+        }
+        if bytes[i..].starts_with(b"r#\"") {
+            i = bytes[i + 3..]
+                .windows(2)
+                .position(|w| w == b"\"#")
+                .map_or(bytes.len(), |end| i + 3 + end + 2);
+            continue;
+        }
+        if c == '"' {
+            // Skip string literals.
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            out.push((start, text[start..i].to_owned()));
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The names an item declaration or `use` brings in, in a Rust source.
+fn declared(src: &str) -> std::collections::BTreeSet<String> {
+    let mut out = items(src);
+    out.extend(imports(src));
+    out
+}
+
+/// The names a `use` brings in.
+fn imports(src: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    // `use a::b::{C, d};` brings in the last segments.
+    for stmt in src.split(';') {
+        if let Some(path) = stmt
+            .trim_start()
+            .strip_prefix("use ")
+            .or_else(|| stmt.trim_start().strip_prefix("pub use "))
+        {
+            for part in path.split([',', '{', '}']) {
+                // `a::B as C` brings in C (nothing for `as _`).
+                let name = match part.split_once(" as ") {
+                    Some((_, alias)) => alias.trim(),
+                    None => part.trim().rsplit("::").next().unwrap_or(""),
+                };
+                if name != "_" && !name.is_empty() {
+                    out.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The items a Rust source declares, enum variants included.
+fn items(src: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let ids = idents(src);
+    for w in ids.windows(2) {
+        if matches!(
+            w[0].1.as_str(),
+            "fn" | "struct" | "enum" | "trait" | "type" | "const" | "static" | "mod"
+        ) {
+            out.insert(w[1].1.clone());
+        }
+    }
+    for w in &ids {
+        if w.1 == "enum" {
+            // Variants: the identifiers right after `{` or `,` inside the body.
+            let body = &src[w.0..];
+            if let (Some(open), Some(close)) = (body.find('{'), body.find('}')) {
+                for v in body[open + 1..close].split(',') {
+                    let v = v.trim().split(['(', ' ', '{']).next().unwrap_or("");
+                    if !v.is_empty() && !v.starts_with('#') && !v.starts_with('/') {
+                        out.insert(v.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The public methods of a Rust source (`pub fn` / `pub async fn`).
+fn pub_methods(src: &str) -> std::collections::BTreeSet<String> {
+    let ids = idents(src);
+    let word = |i: Option<usize>| i.and_then(|i| ids.get(i)).map_or("", |w| w.1.as_str());
+    (0..ids.len())
+        .filter(|&i| ids[i].1 == "fn")
+        .filter(|&i| {
+            word(i.checked_sub(1)) == "pub"
+                || (word(i.checked_sub(1)) == "async" && word(i.checked_sub(2)) == "pub")
+        })
+        .filter_map(|i| ids.get(i + 1).map(|w| w.1.clone()))
+        .collect()
+}
+
+/// The source of a dependency, found through `cargo metadata`.
+fn dependency_src(name: &str, file: &str) -> String {
+    // Only this platform's packages: the others may not be downloaded.
+    let rustc = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc's host triple");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
+        .current_dir(ROOT)
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "{}", show(&out));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let manifest = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not a dependency"))["manifest_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = Path::new(&manifest).parent().unwrap().join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The ```rust blocks of README.md and docs/TUTORIAL.md, docs/TESTING.md.
+/// This is not a compile (a scratch crate per block would rebuild the whole
+/// dependency tree); it checks what a compile would check first:
+/// - a block the prose says comes from a file (`src/…` or `tests/…`, named
+///   in the lines above it) is a quote: its lines, comments and `// …`
+///   elisions aside, appear in that file in the same order;
+/// - a block of new code (`NEW_CODE`) names only what exists: `use
+///   crate::…` items are declared in that module's file, other `use` roots
+///   are dependencies, every CamelCase name is declared or imported in
+///   `src/`, in the file the code goes into, or by the block's page, `session.…` calls are methods of
+///   `tower_sessions::Session` (its source, through `cargo metadata`) or of
+///   `SiteSession`, `module::f()` and `Type::f()` calls name functions of
+///   that module or type, and `state.…` fields are fields of `AppState`.
+#[test]
+fn every_rust_snippet_names_what_exists() {
+    let mut src_files = Vec::new();
+    rust_files(&PathBuf::from(ROOT).join("src"), &mut src_files);
+    let read = |p: &Path| strip_comments(&std::fs::read_to_string(p).unwrap());
+    let all_src: String = src_files
+        .iter()
+        .map(|p| read(p))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let declared_in_src = declared(&all_src);
+    let session_methods = pub_methods(&dependency_src("tower-sessions-core", "src/session.rs"));
+    for m in SESSION_CALLS {
+        assert!(
+            session_methods.contains(*m),
+            "tower_sessions::Session has no `{m}`"
+        );
+    }
+    let site_session_methods =
+        pub_methods(&read(&PathBuf::from(ROOT).join("src/web/site_session.rs")));
+    let state_src = read(&PathBuf::from(ROOT).join("src/state.rs"));
+    let cargo: toml::Table = read(&PathBuf::from(ROOT).join("Cargo.toml"))
+        .parse()
+        .unwrap();
+    let deps = cargo["dependencies"].as_table().unwrap();
+    // The file of a module of the crate, by path (`web::page`) or by name.
+    let module_file = |path: &str| -> Option<PathBuf> {
+        let rel = path.replace("::", "/");
+        let direct = [format!("src/{rel}.rs"), format!("src/{rel}/mod.rs")]
+            .into_iter()
+            .map(|p| PathBuf::from(ROOT).join(p))
+            .find(|p| p.exists());
+        direct.or_else(|| {
+            let name = path.rsplit("::").next().unwrap();
+            let found: Vec<_> = src_files
+                .iter()
+                .filter(|p| {
+                    p.file_stem().is_some_and(|s| s == name)
+                        || (p.file_name().is_some_and(|f| f == "mod.rs")
+                            && p.parent().unwrap().file_name().is_some_and(|d| d == name))
+                })
+                .collect();
+            (found.len() == 1).then(|| found[0].clone())
+        })
+    };
+
+    let mut quotes = 0;
+    let mut new_code = 0;
+    let mut used = std::collections::BTreeSet::new();
+    for page in pages() {
+        if !["README.md", "docs/TUTORIAL.md", "docs/TESTING.md"].contains(&page.file.as_str()) {
+            continue;
+        }
+        let page_declared: std::collections::BTreeSet<String> = page
+            .blocks
+            .iter()
+            .filter(|b| b.lang == "rust")
+            .flat_map(|b| items(&strip_comments(&b.text)))
+            .collect();
+        for block in page.blocks.iter().filter(|b| b.lang == "rust") {
+            let at = format!("{}:{}", block.file, block.line);
+            let first = block.text.lines().next().unwrap_or("").trim();
+            if let Some((_, _, target)) = NEW_CODE
+                .iter()
+                .find(|(f, l, _)| *f == page.file && *l == first)
+            {
+                used.insert((page.file.clone(), first.to_owned()));
+                let target_path = PathBuf::from(ROOT).join(target);
+                let mut known = declared_in_src.clone();
+                known.extend(page_declared.iter().cloned());
+                if target_path.exists() {
+                    known.extend(declared(&read(&target_path)));
+                }
+                // `use` lines.
+                for stmt in strip_comments(&block.text).split(';') {
+                    let Some(path) = stmt.trim().strip_prefix("use ") else {
+                        continue;
+                    };
+                    let (root, rest) = path.split_once("::").unwrap_or((path, ""));
+                    if root == "crate" {
+                        let (module, names) = match rest.split_once("::{") {
+                            Some((m, names)) => {
+                                (m.to_owned(), names.trim_end_matches('}').to_owned())
+                            }
+                            None => {
+                                let (m, n) = rest.rsplit_once("::").unwrap();
+                                (m.to_owned(), n.to_owned())
+                            }
+                        };
+                        let file = module_file(&module)
+                            .unwrap_or_else(|| panic!("{at}: no module crate::{module}"));
+                        let there = declared(&read(&file));
+                        for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                            assert!(
+                                there.contains(name) || page_declared.contains(name),
+                                "{at}: crate::{module} has no `{name}`"
+                            );
+                        }
+                    } else {
+                        let dep = root.replace('_', "-");
+                        assert!(
+                            ["std", "core", "alloc"].contains(&root)
+                                || deps.contains_key(&dep)
+                                || deps.contains_key(root),
+                            "{at}: `{root}` is not a dependency"
+                        );
+                    }
+                }
+                // `use` lines are checked above.
+                let text = &strip_comments(&block.text)
+                    .lines()
+                    .filter(|l| !l.starts_with("use "))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let ids = idents(text);
+                let session_type = if text.contains("session: SiteSession") {
+                    "SiteSession"
+                } else {
+                    "Session"
+                };
+                for (n, (pos, id)) in ids.iter().enumerate() {
+                    let after = &text[pos + id.len()..];
+                    let before = &text[..*pos];
+                    // Type-like names.
+                    if id.starts_with(|c: char| c.is_ascii_uppercase())
+                        && id.contains(|c: char| c.is_ascii_lowercase())
+                        && !PRELUDE.contains(&id.as_str())
+                    {
+                        assert!(known.contains(id), "{at}: `{id}` is declared nowhere");
+                    }
+                    // session.method( and session.session.method(, across
+                    // a line break.
+                    let receiver = before.trim_end().strip_suffix('.').map(str::trim_end);
+                    let is_session = |r: &str| {
+                        r.strip_suffix("session").is_some_and(|head| {
+                            !head.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                        })
+                    };
+                    if receiver.is_some_and(is_session)
+                        && (after.starts_with('(') || after.starts_with("::<"))
+                    {
+                        let r = receiver.unwrap();
+                        let on_session =
+                            r.ends_with("session.session") || session_type == "Session";
+                        let methods = if on_session {
+                            &session_methods
+                        } else {
+                            &site_session_methods
+                        };
+                        assert!(
+                            methods.contains(id),
+                            "{at}: `{id}` is not a method of {}",
+                            if on_session {
+                                "tower_sessions::Session"
+                            } else {
+                                "SiteSession"
+                            }
+                        );
+                    }
+                    // state.field
+                    if before.ends_with("state.") && !after.starts_with('(') {
+                        assert!(
+                            state_src.contains(&format!("pub {id}:")),
+                            "{at}: AppState has no field `{id}`"
+                        );
+                    }
+                    // module::f( and Type::f(
+                    if let Some((_, prev)) = n.checked_sub(1).map(|p| &ids[p]) {
+                        let joined = &text[ids[n - 1].0..*pos];
+                        if joined == format!("{prev}::") && after.starts_with('(') {
+                            let file = if prev.starts_with(|c: char| c.is_ascii_uppercase()) {
+                                src_files
+                                    .iter()
+                                    .find(|p| {
+                                        let s = read(p);
+                                        s.contains(&format!("pub struct {prev}"))
+                                            || s.contains(&format!("pub enum {prev}"))
+                                    })
+                                    .cloned()
+                            } else if page_declared.contains(prev) {
+                                None // a module the reader adds
+                            } else {
+                                Some(
+                                    module_file(prev)
+                                        .unwrap_or_else(|| panic!("{at}: no module `{prev}`")),
+                                )
+                            };
+                            if let Some(file) = file {
+                                assert!(
+                                    read(&file).contains(&format!("fn {id}")),
+                                    "{at}: `{prev}::{id}` is not a function of {}",
+                                    file.display()
+                                );
+                            }
+                        }
+                    }
+                }
+                println!("rust new {at} -> {target}");
+                new_code += 1;
+                continue;
+            }
+            // A quote: the source file named just above.
+            let named: Vec<String> = block
+                .before
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|s| {
+                    (s.starts_with("src/") || s.starts_with("tests/")) && s.ends_with(".rs")
+                })
+                .map(str::to_owned)
+                .collect();
+            let file = named
+                .last()
+                .unwrap_or_else(|| panic!("{at}: a rust block that names no source file above it and is not listed in NEW_CODE"));
+            let source = read(&PathBuf::from(ROOT).join(file));
+            let mut lines = source.lines().map(code_line);
+            for line in block.text.lines().map(code_line).filter(|l| !l.is_empty()) {
+                assert!(
+                    lines.any(|l| l == line),
+                    "{at}: `{line}` is not in {file} (in this order): the quote went stale"
+                );
+            }
+            println!("rust quo {at} <- {file}");
+            quotes += 1;
+        }
+    }
+    assert!(
+        quotes >= 4 && new_code >= 3,
+        "{quotes} quotes, {new_code} new"
+    );
+    for (f, l, _) in NEW_CODE {
+        assert!(
+            used.contains(&(f.to_string(), l.to_string())),
+            "NEW_CODE lists `{l}` in {f}, which no block starts with"
+        );
+    }
 }
