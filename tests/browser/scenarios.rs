@@ -701,8 +701,11 @@ pub async fn screenshot_root(kind: Kind, file: &str) {
         Kind::Cookie | Kind::CookieSigned => {
             assert_eq!(kind_text, "cookie");
             assert!(panel.contains("of 4096 bytes"), "cookie size: {panel}");
+            // The cookie is the record: no server-side hash to speak of.
+            assert!(!b.exists("at-rest-hashed").await);
         }
         _ => {
+            assert!(b.exists("at-rest-hashed").await);
             let content = b.text("at-rest-content").await;
             assert!(content.contains("Ada Lovelace"), "content: {content}");
             assert!(!location.starts_with('/'), "an absolute path: {location}");
