@@ -9,6 +9,8 @@
 //!   (`every_route_in_the_docs_is_routed`); every configuration key, table
 //!   and `APP_…` variable named exists, and `key = value` spans hold values
 //!   the settings accept (`every_config_key_in_the_docs_exists`).
+//! - Every relative link and image resolves, anchors included
+//!   (`every_link_in_the_docs_resolves`).
 //! - Rust snippets are quotes that are still in their file, or new code
 //!   whose names exist (`every_rust_snippet_names_what_exists`; not a
 //!   compile).
@@ -1752,4 +1754,74 @@ fn every_rust_snippet_names_what_exists() {
             "NEW_CODE lists `{l}` in {f}, which no block starts with"
         );
     }
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
+/// to hyphens.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every relative link and image of README.md and docs/ points at a file
+/// that exists, and every `#anchor` at a heading of that page.
+#[test]
+fn every_link_in_the_docs_resolves() {
+    let mut checked = 0;
+    for page in pages() {
+        let dir = PathBuf::from(ROOT)
+            .join(&page.file)
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        for (line, _, text) in &page.prose {
+            let at = format!("{}:{line}", page.file);
+            // `](target)` of inline links and images; `[x]: target` lines.
+            let mut targets: Vec<String> = text
+                .match_indices("](")
+                .filter_map(|(i, _)| {
+                    let rest = &text[i + 2..];
+                    rest.find(')').map(|end| rest[..end].to_owned())
+                })
+                .collect();
+            if let Some(rest) = text.strip_prefix('[').and_then(|t| t.split_once("]: ")) {
+                targets.push(rest.1.trim().to_owned());
+            }
+            for target in targets {
+                if target.starts_with("http://") || target.starts_with("https://") {
+                    continue;
+                }
+                let (path, fragment) = match target.split_once('#') {
+                    Some((p, f)) => (p, Some(f)),
+                    None => (target.as_str(), None),
+                };
+                let file = if path.is_empty() {
+                    PathBuf::from(ROOT).join(&page.file)
+                } else {
+                    dir.join(path)
+                };
+                assert!(file.exists(), "{at}: `{target}`: no such file");
+                if let Some(fragment) = fragment {
+                    let text = std::fs::read_to_string(&file).unwrap();
+                    let mut in_fence = false;
+                    let found = text.lines().any(|l| {
+                        if l.trim_start().starts_with("```") {
+                            in_fence = !in_fence;
+                        }
+                        !in_fence
+                            && l.starts_with('#')
+                            && anchor(l.trim_start_matches('#')) == fragment
+                    });
+                    assert!(found, "{at}: `{target}`: no heading with that anchor");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} links");
 }
