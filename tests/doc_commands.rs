@@ -9,6 +9,8 @@
 //!   (`every_route_in_the_docs_is_routed`); every configuration key, table
 //!   and `APP_…` variable named exists, and `key = value` spans hold values
 //!   the settings accept (`every_config_key_in_the_docs_exists`).
+//! - Every metric named is served by `GET /metrics`, every metric served is
+//!   described, with its store operations (`every_metric_in_the_docs_is_served`).
 //! - Every relative link and image resolves, anchors included
 //!   (`every_link_in_the_docs_resolves`).
 //! - Rust snippets are quotes that are still in their file, or new code
@@ -1824,4 +1826,87 @@ fn every_link_in_the_docs_resolves() {
         }
     }
     assert!(checked > 40, "only {checked} links");
+}
+
+/// Every `websessions_…` metric the docs name is one `GET /metrics` serves,
+/// every metric it serves is described in docs/OPERATIONS.md, and the
+/// store operations listed there are the `operation` labels it serves.
+#[tokio::test]
+async fn every_metric_in_the_docs_is_served() {
+    let (address, stop) = serve_site().await;
+    // One request first: a labelled family shows once it has a sample.
+    reqwest::get(format!("{address}/api/session"))
+        .await
+        .unwrap();
+    let body = reqwest::get(format!("{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    stop.cancel();
+    // `# TYPE name type` lines: OpenMetrics names counters without `_total`.
+    let served: Vec<(String, String)> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, t)| (n.to_owned(), t.to_owned()))
+        .collect();
+    assert!(served.len() >= 10, "{body}");
+    let matches = |doc: &str| {
+        served.iter().any(|(name, kind)| {
+            let rest = doc.strip_prefix(name.as_str());
+            matches!(
+                (kind.as_str(), rest),
+                (_, Some(""))
+                    | ("counter", Some("_total"))
+                    | ("histogram", Some("_bucket" | "_count" | "_sum"))
+            )
+        })
+    };
+    let mut named = std::collections::BTreeSet::new();
+    for path in doc_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, _) in text.match_indices("websessions_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            assert!(
+                matches(&name),
+                "{}: `{name}` is not a metric /metrics serves",
+                path.display()
+            );
+            if path.ends_with("docs/OPERATIONS.md") {
+                named.insert(name);
+            }
+        }
+    }
+    for (name, kind) in &served {
+        let documented =
+            named.contains(name) || (kind == "counter" && named.contains(&format!("{name}_total")));
+        assert!(documented, "docs/OPERATIONS.md does not describe `{name}`");
+    }
+    let ops_doc: std::collections::BTreeSet<String> = {
+        let text = std::fs::read_to_string(format!("{ROOT}/docs/OPERATIONS.md")).unwrap();
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| `websessions_store_operation_duration_seconds`"))
+            .expect("the store latency row");
+        let list = &row[row.find("operation (").expect("its operations") + 11..];
+        let list = &list[..list.find(')').unwrap()];
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let ops_served: std::collections::BTreeSet<String> = body
+        .match_indices("operation=\"")
+        .map(|(i, _)| {
+            let rest = &body[i + 11..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect();
+    assert_eq!(ops_doc, ops_served, "docs/OPERATIONS.md's store operations");
 }
