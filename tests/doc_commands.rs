@@ -11,6 +11,8 @@
 //!   the settings accept (`every_config_key_in_the_docs_exists`).
 //! - Every metric named is served by `GET /metrics`, every metric served is
 //!   described, with its store operations (`every_metric_in_the_docs_is_served`).
+//! - Every file of the repository named exists
+//!   (`every_file_named_in_the_docs_exists`).
 //! - Every relative link and image resolves, anchors included
 //!   (`every_link_in_the_docs_resolves`).
 //! - Rust snippets are quotes that are still in their file, or new code
@@ -1909,4 +1911,73 @@ async fn every_metric_in_the_docs_is_served() {
         })
         .collect();
     assert_eq!(ops_doc, ops_served, "docs/OPERATIONS.md's store operations");
+}
+
+/// Files the docs name that do not exist, and why.
+const NOT_FILES: &[(&str, &str)] = &[
+    (
+        "src/routes/notes.rs",
+        "docs/TUTORIAL.md has the reader create it",
+    ),
+    (
+        "templates/notes.html",
+        "docs/TUTORIAL.md has the reader create it",
+    ),
+];
+
+/// Every file or folder of the repository named in a code span of README.md
+/// and docs/ (`src/…`, `tests/…`, `config/…`, …) exists; `*` matches within
+/// one name, and a `<placeholder>` or `$VAR` is not checked.
+#[test]
+fn every_file_named_in_the_docs_exists() {
+    const ROOTS: &[&str] = &[
+        "src/",
+        "tests/",
+        "templates/",
+        "config/",
+        "migrations/",
+        "benches/",
+        "static/",
+        "docs/",
+        ".ci/",
+    ];
+    let mut checked = 0;
+    let mut exempt_used = std::collections::BTreeSet::new();
+    for page in pages() {
+        for (line, heading, text) in &page.prose {
+            for span in code_spans(heading, text) {
+                if !ROOTS.iter().any(|r| span.starts_with(r)) || span.contains(['<', '$', ' ']) {
+                    continue;
+                }
+                let at = format!("{}:{line}", page.file);
+                if let Some((f, _)) = NOT_FILES.iter().find(|(f, _)| *f == span) {
+                    exempt_used.insert(*f);
+                    continue;
+                }
+                let exists = match span.split_once('*') {
+                    None => PathBuf::from(ROOT).join(&span).exists(),
+                    Some((head, tail)) => {
+                        let (dir, prefix) = head.rsplit_once('/').unwrap();
+                        std::fs::read_dir(PathBuf::from(ROOT).join(dir))
+                            .map(|entries| {
+                                entries.filter_map(Result::ok).any(|e| {
+                                    let name = e.file_name().to_string_lossy().into_owned();
+                                    name.starts_with(prefix) && name.ends_with(tail)
+                                })
+                            })
+                            .unwrap_or(false)
+                    }
+                };
+                assert!(exists, "{at}: `{span}` does not exist");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 80, "only {checked} paths");
+    for (f, _) in NOT_FILES {
+        assert!(
+            exempt_used.contains(f),
+            "NOT_FILES lists {f}, which no page names"
+        );
+    }
 }
