@@ -16,8 +16,9 @@
 //! - Every relative link and image resolves, anchors included
 //!   (`every_link_in_the_docs_resolves`).
 //! - Rust snippets are quotes that are still in their file, or new code
-//!   whose names exist (`every_rust_snippet_names_what_exists`; not a
-//!   compile).
+//!   whose names exist (`every_rust_snippet_names_what_exists`); and the
+//!   tutorial's page, applied to a copy of the crate as written, builds and
+//!   works (`the_tutorial_page_builds_and_works`).
 //!
 //! For each line of a ```sh block (continuations joined, comments dropped):
 //! - `websessions …` and `cargo run [-- …]` are parsed by the real CLI
@@ -1980,4 +1981,268 @@ fn every_file_named_in_the_docs_exists() {
             "NOT_FILES lists {f}, which no page names"
         );
     }
+}
+
+/// Writes only what differs, so cargo (which compares mtimes) rebuilds
+/// only what changed.
+fn write_if_changed(path: &Path, content: &[u8]) {
+    if std::fs::read(path).ok().as_deref() != Some(content) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+/// Copies a folder of the checkout, but the files in `skip` (edited apart).
+fn copy_tree(from: &Path, to: &Path, skip: &[PathBuf]) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &dest, skip);
+        } else if !skip.contains(&dest) {
+            write_if_changed(&dest, &std::fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// Inserts the lines of `block` that `file` lacks, each after the line that
+/// precedes it in the block (`// …` elisions skipped); a first line the file
+/// lacks goes before the first line that starts with the same word.
+fn insert_lines(file: &str, block: &str) -> String {
+    let mut lines: Vec<String> = file.lines().map(str::to_owned).collect();
+    let mut prev: Option<String> = None;
+    for line in block.lines() {
+        let code = code_line(line);
+        if code.is_empty() {
+            continue;
+        }
+        let pos = lines.iter().position(|l| code_line(l) == code);
+        match (pos, &prev) {
+            (Some(_), _) => {}
+            (None, Some(p)) => {
+                let at = lines
+                    .iter()
+                    .position(|l| code_line(l) == p)
+                    .unwrap_or_else(|| panic!("`{p}` is not in the file"));
+                lines.insert(at + 1, line.to_owned());
+            }
+            (None, None) => {
+                let word = code.split_whitespace().next().unwrap();
+                let at = lines
+                    .iter()
+                    .position(|l| l.starts_with(word))
+                    .unwrap_or_else(|| panic!("no line starts with `{word}`"));
+                lines.insert(at, line.to_owned());
+            }
+        }
+        prev = Some(code.to_owned());
+    }
+    lines.join("\n") + "\n"
+}
+
+/// docs/TUTORIAL.md, done for real: a copy of the crate gets the tutorial's
+/// code exactly as the page shows it (plus README's plain-`Session` handler),
+/// is built against this checkout's `target/` (only the crate itself
+/// compiles), and the new page works: `GET /notes` renders the form, the
+/// form with its CSRF token stores the note and leaves a flash message,
+/// and a form without the token is refused with 403.
+#[tokio::test]
+async fn the_tutorial_page_builds_and_works() {
+    // Always the same folder, so cargo rebuilds only what changed.
+    let dir = &PathBuf::from(ROOT).join("target/doc-tutorial");
+    let edited: Vec<PathBuf> = [
+        "src/web/templates.rs",
+        "src/routes/mod.rs",
+        "templates/base.html",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .collect();
+    for file in ["Cargo.lock", "build.rs"] {
+        write_if_changed(
+            &dir.join(file),
+            &std::fs::read(format!("{ROOT}/{file}")).unwrap(),
+        );
+    }
+    for sub in [
+        "src",
+        "templates",
+        "static",
+        "migrations",
+        "config",
+        "benches",
+    ] {
+        copy_tree(&PathBuf::from(ROOT).join(sub), &dir.join(sub), &edited);
+    }
+    let tutorial = pages()
+        .into_iter()
+        .find(|p| p.file == "docs/TUTORIAL.md")
+        .unwrap();
+    let readme = pages().into_iter().find(|p| p.file == "README.md").unwrap();
+    let block = |page: &Page, first: &str| -> String {
+        page.blocks
+            .iter()
+            .find(|b| b.text.lines().next() == Some(first))
+            .unwrap_or_else(|| panic!("{}: no block starting `{first}`", page.file))
+            .text
+            .clone()
+    };
+    // The checkout's file (or nothing, for a new one), edited, into the copy.
+    let edit = |file: &str, f: &dyn Fn(String) -> String| {
+        let text = std::fs::read_to_string(PathBuf::from(ROOT).join(file)).unwrap_or_default();
+        write_if_changed(&dir.join(file), f(text).as_bytes());
+    };
+    // 1. The template struct.
+    let page_struct = block(&tutorial, "#[derive(Template)]");
+    edit("src/web/templates.rs", &|t| format!("{t}\n{page_struct}"));
+    // 2. The askama file.
+    let html = block(&tutorial, "{% extends \"base.html\" %}");
+    edit("templates/notes.html", &|_| html.clone());
+    // 3. The route, plus README's handler on the plain Session API.
+    let route = block(&tutorial, "use askama::Template as _;");
+    let handler = block(&readme, "use tower_sessions::Session;");
+    edit("src/routes/notes.rs", &|_| {
+        format!(
+            "{route}\n#[allow(dead_code)]\nmod plain {{\nuse crate::error::PageError;\n{handler}}}\n"
+        )
+    });
+    let mount = block(&tutorial, "pub mod notes;");
+    edit("src/routes/mod.rs", &|t| insert_lines(&t, &mount));
+    // 4. The nav link, after the last one.
+    let nav = block(&tutorial, "<a href=\"/notes\" id=\"nav-notes\">Notes</a>");
+    edit("templates/base.html", &|t| {
+        insert_lines(
+            &t,
+            &format!("<a href=\"/api/session\" id=\"nav-api\">JSON</a>\n{nav}"),
+        )
+    });
+
+    // Another package and binary name, so this checkout's `target/` gives
+    // the dependencies without this build replacing its own artifacts.
+    edit("Cargo.toml", &|t| {
+        t.replacen(
+            "name = \"websessions\"",
+            "name = \"websessions-tutorial\"",
+            1,
+        )
+        .replace(
+            "[[bin]]\nname = \"websessions\"",
+            "[[bin]]\nname = \"websessions-tutorial\"",
+        )
+        .replace(
+            "default-run = \"websessions\"",
+            "default-run = \"websessions-tutorial\"",
+        )
+    });
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    // The variables cargo set for this test (CARGO_MANIFEST_DIR, OUT_DIR, …) would
+    // make build scripts that watch them rerun, here and in the next build
+    // of the checkout.
+    for (key, _) in std::env::vars() {
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || key == "OUT_DIR" {
+            build.env_remove(key);
+        }
+    }
+    let out = build
+        .args(["build", "--offline", "--bin", "websessions-tutorial"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", format!("{ROOT}/target"))
+        .output()
+        .expect("cargo build");
+    assert!(
+        out.status.success(),
+        "the tutorial's code does not build:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Run it, and use the page.
+    use std::io::BufRead;
+    let mut child = Command::new(format!("{ROOT}/target/debug/websessions-tutorial"))
+        .arg("serve")
+        .env_clear()
+        .env("APP_ENV", "test")
+        .env("APP_CONFIG_DIR", format!("{ROOT}/config"))
+        .env("APP_SESSION__BACKEND", "memory")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the tutorial's site");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    let address = loop {
+        banner.clear();
+        assert!(
+            stdout.read_line(&mut banner).unwrap() > 0,
+            "no serving line"
+        );
+        if let Some(rest) = banner.split_once("serving ").map(|(_, r)| r) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_owned();
+        }
+    };
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let notes = format!("{address}/notes");
+    let page = client.get(&notes).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"form-note\""), "{html}");
+    assert!(html.contains("id=\"nav-notes\""), "the nav link: {html}");
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("a CSRF token") + marker.len();
+    let token = html[start..start + html[start..].find('"').unwrap()].to_owned();
+
+    let refused = client
+        .post(&notes)
+        .form(&[("note", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "a form without the token");
+
+    let saved = client
+        .post(&notes)
+        .form(&[("csrf_token", token.as_str()), ("note", "hello tutorial")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 303);
+    assert_eq!(saved.headers()["location"], "/notes");
+    let html = client
+        .get(&notes)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<p id=\"note-value\">hello tutorial</p>"),
+        "the note: {html}"
+    );
+    assert!(
+        html.contains("id=\"flash\"") && html.contains("Note saved."),
+        "the flash: {html}"
+    );
+    let html = client
+        .get(&notes)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("Note saved."), "a flash shows once");
+    assert!(html.contains("hello tutorial"));
+
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
