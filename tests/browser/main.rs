@@ -5,7 +5,7 @@
 //!
 //! Without chromedriver (`CHROMEDRIVER`, /usr/bin/chromedriver, `PATH`) each
 //! test prints `SKIP browser: chromedriver not found` and passes.
-//! `UPDATE_SCREENSHOTS=1` rewrites `docs/screenshot.png`.
+//! `UPDATE_SCREENSHOTS=1` rewrites the screenshots in `docs/`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -41,9 +41,22 @@ crate::backends! {
 
 use support::Kind;
 
-/// The screenshot of the root page (file backend: the at-rest panel shows
-/// the file). Written to docs/ only with `UPDATE_SCREENSHOTS=1`.
+/// The docs' screenshots: the root page with its at-rest panel on three
+/// backends, and the account page. Written to docs/ only with
+/// `UPDATE_SCREENSHOTS=1`; what they must show is asserted on every run.
 #[tokio::test]
-async fn screenshot() {
-    scenarios::screenshot(Kind::File).await
+async fn screenshot_file() {
+    scenarios::screenshot_root(Kind::File, "screenshot-file.png").await
+}
+#[tokio::test]
+async fn screenshot_database() {
+    scenarios::screenshot_root(Kind::Sqlite, "screenshot-database.png").await
+}
+#[tokio::test]
+async fn screenshot_cookie() {
+    scenarios::screenshot_root(Kind::Cookie, "screenshot-cookie.png").await
+}
+#[tokio::test]
+async fn screenshot_account() {
+    scenarios::screenshot_account(Kind::File).await
 }

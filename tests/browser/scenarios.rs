@@ -618,28 +618,168 @@ pub async fn the_not_found_page_uses_the_layout(kind: Kind) {
     app.finish().await;
 }
 
-/// The root page with a few keys at desktop size; written to
-/// `docs/screenshot.png` only when `UPDATE_SCREENSHOTS=1`.
-pub async fn screenshot(kind: Kind) {
+/// Where the docs' screenshots go, and whether this run rewrites them.
+fn write_screenshot(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/").to_owned() + name;
+        std::fs::write(&path, png).expect("write the screenshot");
+        println!("wrote {path}");
+    }
+}
+
+/// Sizes the window to the whole page (at most `max_height`), so one
+/// screenshot shows every card, and returns the viewport's height.
+async fn fit_window(b: &Browser, width: u32, max_height: u32) -> f64 {
+    // Small first: scrollHeight is never less than the viewport.
+    b.client
+        .set_window_size(width, 400)
+        .await
+        .expect("window size");
+    let page = b
+        .client
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .expect("page height")
+        .as_f64()
+        .expect("a number")
+        // scrollHeight is rounded; boxes may end a fraction below it.
+        + 2.0;
+    // The window's frame takes some of its height: grow until it fits.
+    let mut height = (page as u32 + 20).min(max_height);
+    for _ in 0..5 {
+        b.client
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+        let inner = b
+            .client
+            .execute("return window.innerHeight;", vec![])
+            .await
+            .expect("viewport height")
+            .as_f64()
+            .expect("a number");
+        if inner >= page || height >= max_height {
+            return inner;
+        }
+        height = (height + (page - inner) as u32 + 1).min(max_height);
+    }
+    panic!("the window never fitted a page {page}px high");
+}
+
+/// The top and bottom of an element, in viewport pixels.
+async fn bounds(b: &Browser, id: &str) -> (f64, f64) {
+    let r = b
+        .client
+        .execute(
+            "const r = document.getElementById(arguments[0]).getBoundingClientRect(); return [r.top, r.bottom];",
+            vec![serde_json::json!(id)],
+        )
+        .await
+        .expect("bounding rect");
+    let n = |i: usize| r[i].as_f64().expect("a number");
+    (n(0), n(1))
+}
+
+/// The docs' picture of the root page on one backend: a few keys stored,
+/// and the "at rest" panel showing where they live, whole in the viewport.
+/// Written to `docs/{file}` only when `UPDATE_SCREENSHOTS=1`; the
+/// assertions run either way.
+pub async fn screenshot_root(kind: Kind, file: &str) {
     let Some((app, b)) = start(kind).await else {
         return;
     };
-    b.client
-        .set_window_size(1280, 900)
-        .await
-        .expect("window size");
     store(&app, &b, "name", "Ada Lovelace").await;
     store(&app, &b, "color", "teal").await;
     store(&app, &b, "cart", "2 books, 1 lamp").await;
     b.open(&app.url("/")).await;
-    let png = b.client.screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs");
-        std::fs::create_dir_all(dir).expect("docs/");
-        std::fs::write(format!("{dir}/screenshot.png"), &png).expect("write the screenshot");
-        println!("wrote {dir}/screenshot.png");
+    let viewport = fit_window(&b, 1100, 2000).await;
+
+    assert_eq!(
+        b.text("backend").await,
+        app.settings.session.backend.to_string()
+    );
+    let rows = b.rows().await;
+    assert_eq!(rows.get("color").map(String::as_str), Some("\"teal\""));
+    assert!(b.exists("at-rest").await);
+    assert!(!b.exists("at-rest-none").await, "the panel shows a record");
+    let (top, bottom) = bounds(&b, "at-rest").await;
+    assert!(
+        top >= 0.0 && bottom <= viewport,
+        "the at-rest panel ({top}..{bottom}) is not inside the viewport (0..{viewport})"
+    );
+    let kind_text = b.text("at-rest-kind").await;
+    let location = b.text("at-rest-location").await;
+    let panel = b.text("at-rest").await;
+    let cookie = b
+        .cookie(&cookie_name(&app))
+        .await
+        .expect("a session cookie");
+    assert!(!panel.contains(&cookie), "the panel shows the cookie value");
+    match kind {
+        Kind::Cookie | Kind::CookieSigned => {
+            assert_eq!(kind_text, "cookie");
+            assert!(panel.contains("of 4096 bytes"), "cookie size: {panel}");
+            // The cookie is the record: no server-side hash to speak of.
+            assert!(!b.exists("at-rest-hashed").await);
+        }
+        _ => {
+            assert!(b.exists("at-rest-hashed").await);
+            let content = b.text("at-rest-content").await;
+            assert!(content.contains("Ada Lovelace"), "content: {content}");
+            assert!(!location.starts_with('/'), "an absolute path: {location}");
+            if kind == Kind::File {
+                assert_eq!(kind_text, "file");
+            } else {
+                assert!(kind_text.ends_with(" row"), "kind: {kind_text}");
+                assert!(location.starts_with("table sessions"), "{location}");
+            }
+        }
     }
+    write_screenshot(file, &b.client.screenshot().await.expect("screenshot"));
+
+    b.close().await;
+    app.finish().await;
+}
+
+/// The docs' picture of "Your sessions": signed in here and from a second
+/// client, so the list has a row to revoke. `docs/screenshot-account.png`.
+pub async fn screenshot_account(kind: Kind) {
+    let Some((app, b)) = start(kind).await else {
+        return;
+    };
+    let phone = app.visitor();
+    let token = phone.csrf_token().await;
+    let resp = phone
+        .post_form("/login", &[("csrf_token", &token), ("name", "Ada")])
+        .await;
+    super::support::assert_see_other(&resp, "/");
+
+    b.open(&app.url("/")).await;
+    b.fill("login-name", "Ada").await;
+    b.submit("login-submit").await;
+    let fingerprint = b.text("fingerprint").await;
+    b.follow("nav-account").await;
+    let viewport = fit_window(&b, 1100, 900).await;
+
+    assert_eq!(b.text("user").await, "Ada");
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css("#account-sessions tr.account-row"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 2, "this browser and the second client");
+    assert!(b.exists(&format!("account-{fingerprint}")).await);
+    assert!(b.exists("revoke-others-submit").await);
+    let (top, bottom) = bounds(&b, "account-sessions").await;
+    assert!(
+        top >= 0.0 && bottom <= viewport,
+        "the list ({top}..{bottom}) is not inside the viewport (0..{viewport})"
+    );
+    write_screenshot(
+        "screenshot-account.png",
+        &b.client.screenshot().await.expect("screenshot"),
+    );
 
     b.close().await;
     app.finish().await;
