@@ -171,7 +171,7 @@ async fn cookie_at_rest(
     };
     Ok(Some(AtRest {
         kind: "cookie".into(),
-        location: format!("in your browser, cookie `{name}`; nothing on the server"),
+        location: format!("in your browser, cookie {name}; nothing on the server"),
         facts: vec![
             (
                 "cookie size".into(),
