@@ -271,12 +271,33 @@ async fn the_api_refuses_bodies_that_are_not_json_or_too_large() {
         )
         .await;
     assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    let deep = site
+        .send(
+            request(Method::PUT, "/api/session/a")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(format!(
+                    "{}{}",
+                    "[".repeat(10_000),
+                    "]".repeat(10_000)
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(deep.status, StatusCode::BAD_REQUEST, "deep nesting");
     let limit = test_settings().session.max_session_bytes;
     let huge = site
         .put("/api/session/a", &json!("x".repeat(limit + 1)))
         .await;
-    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
-    for answer in [not_json, broken, huge] {
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE, "over the limit");
+    let over_body = site
+        .put("/api/session/a", &json!("h".repeat(2 * 1024 * 1024)))
+        .await;
+    assert_eq!(
+        over_body.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "over the body limit"
+    );
+    for answer in [not_json, broken, deep, huge, over_body] {
         assert!(answer.json()["error"].is_string(), "{}", answer.body);
     }
     assert_eq!(site.data().await, json!({"ok": 1}), "nothing changed");

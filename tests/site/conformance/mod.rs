@@ -31,7 +31,6 @@ crate::backends! {
             a_deleted_session_stays_deleted,
             concurrent_visitors_never_mix,
             writes_over_the_size_limits_are_refused,
-            bad_keys_and_bodies_are_refused,
             json_nested_deeper_than_64_levels_is_refused,
             saves_and_writes_do_not_outlive_the_absolute_timeout,
             a_non_ascii_cookie_beside_the_session_cookie_does_not_hide_it,
