@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use tower_sessions::session::Id;
 use websessions::config::Secret;
 use websessions::sessions::index::{MAX_SESSIONS_PER_USER, UserIndex};
-use websessions::sessions::policy::{ManualClock, SystemClock};
+use websessions::sessions::policy::SystemClock;
 
 use crate::support::{
-    Kind, TestApp, Visitor, assert_see_other, csrf_from, spawn_app, spawn_app_with_clock,
+    Kind, TestApp, Visitor, assert_see_other, csrf_from, spawn_app, spawn_app_with_manual_clock,
     spawn_sharing_store,
 };
 
@@ -375,13 +375,8 @@ pub async fn logging_out_prunes_the_list(kind: Kind) {
 pub async fn two_instances_revoking_and_refreshing_at_once_never_leave_a_revoked_session_alive(
     kind: Kind,
 ) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| s.session.touch_interval = Duration::ZERO,
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(kind, |s| s.session.touch_interval = Duration::ZERO).await
     else {
         return;
     };
@@ -462,8 +457,7 @@ pub async fn two_instances_revoking_and_refreshing_at_once_never_leave_a_revoked
 }
 
 pub async fn a_user_keeps_at_most_fifty_sessions_and_the_least_recently_seen_go(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(kind, |_| {}, clock.clone()).await else {
+    let Some((app, clock)) = spawn_app_with_manual_clock(kind, |_| {}).await else {
         return;
     };
     let extra = 3;

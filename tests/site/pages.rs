@@ -4,10 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use websessions::sessions::policy::ManualClock;
-
 use crate::support::{
-    Kind, assert_see_other, csrf_from, set_cookies, spawn_app, spawn_app_with, spawn_app_with_clock,
+    Kind, assert_see_other, csrf_from, set_cookies, spawn_app, spawn_app_with,
+    spawn_app_with_manual_clock,
 };
 
 use crate::support::COOKIE;
@@ -354,13 +353,9 @@ async fn visits_count_only_with_a_session() {
 
 #[tokio::test]
 async fn visits_are_a_write_so_they_extend_even_when_extension_is_off() {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        Kind::Memory,
-        |s| s.session.extend_on_every_request = false,
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(Kind::Memory, |s| s.session.extend_on_every_request = false)
+            .await
     else {
         return;
     };

@@ -17,7 +17,7 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use websessions::config::{self, Backend, LoadOptions, Settings};
-use websessions::sessions::policy::Clock;
+use websessions::sessions::policy::{Clock, ManualClock};
 use websessions::sessions::store::{Capability, SiteStore};
 use websessions::startup::{Application, Overrides};
 
@@ -196,6 +196,17 @@ pub async fn spawn_app_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Option<TestApp> {
     spawn(kind, adjust, None, Some(clock)).await
+}
+
+/// `spawn_app_with_clock` with a fresh `ManualClock`, returned for the test
+/// to move.
+pub async fn spawn_app_with_manual_clock(
+    kind: Kind,
+    adjust: impl FnOnce(&mut Settings),
+) -> Option<(TestApp, Arc<ManualClock>)> {
+    let clock = ManualClock::new();
+    let app = spawn(kind, adjust, None, Some(clock.clone())).await?;
+    Some((app, clock))
 }
 
 async fn spawn(

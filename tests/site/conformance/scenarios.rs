@@ -7,10 +7,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use time::format_description::well_known::Rfc3339;
-use websessions::sessions::policy::{Clock, ManualClock};
+use websessions::sessions::policy::Clock;
 
 use crate::support::{
     Kind, LaggingClock, max_age, set_cookies, spawn_app, spawn_app_with, spawn_app_with_clock,
+    spawn_app_with_manual_clock,
 };
 
 use crate::support::COOKIE;
@@ -234,13 +235,9 @@ pub async fn cycling_keeps_the_data_and_kills_the_old_id(kind: Kind) {
 /// The engine's clock moves, not the real one: the stores still hold the
 /// record, and the engine's own check must end the session.
 pub async fn idle_expiry_ends_a_quiet_session(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| s.session.idle_timeout = Duration::from_secs(2),
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(kind, |s| s.session.idle_timeout = Duration::from_secs(2))
+            .await
     else {
         return;
     };
@@ -264,16 +261,11 @@ pub async fn idle_expiry_ends_a_quiet_session(kind: Kind) {
 }
 
 pub async fn absolute_expiry_ends_an_active_session(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| {
-            s.session.idle_timeout = Duration::from_secs(2);
-            s.session.absolute_timeout = Duration::from_secs(3);
-            s.session.touch_interval = Duration::ZERO;
-        },
-        clock.clone(),
-    )
+    let Some((app, clock)) = spawn_app_with_manual_clock(kind, |s| {
+        s.session.idle_timeout = Duration::from_secs(2);
+        s.session.absolute_timeout = Duration::from_secs(3);
+        s.session.touch_interval = Duration::ZERO;
+    })
     .await
     else {
         return;
@@ -320,13 +312,8 @@ async fn expires_at(me: &crate::support::Visitor) -> String {
 }
 
 pub async fn a_read_extends_the_session(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| s.session.touch_interval = Duration::ZERO,
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(kind, |s| s.session.touch_interval = Duration::ZERO).await
     else {
         return;
     };
@@ -349,15 +336,10 @@ pub async fn a_read_extends_the_session(kind: Kind) {
 }
 
 pub async fn with_extension_off_only_writes_extend(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| {
-            s.session.extend_on_every_request = false;
-            s.session.touch_interval = Duration::ZERO;
-        },
-        clock.clone(),
-    )
+    let Some((app, clock)) = spawn_app_with_manual_clock(kind, |s| {
+        s.session.extend_on_every_request = false;
+        s.session.touch_interval = Duration::ZERO;
+    })
     .await
     else {
         return;
@@ -378,13 +360,9 @@ pub async fn with_extension_off_only_writes_extend(kind: Kind) {
 }
 
 pub async fn a_read_within_the_touch_interval_does_not_extend(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| s.session.touch_interval = Duration::from_secs(30),
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(kind, |s| s.session.touch_interval = Duration::from_secs(30))
+            .await
     else {
         return;
     };
@@ -405,13 +383,9 @@ pub async fn a_read_within_the_touch_interval_does_not_extend(kind: Kind) {
 /// about once a second, not on every read: a store whose expiry is coarse
 /// (memcached's whole seconds) must not turn every read into a touch.
 pub async fn steady_reads_touch_about_once_per_interval(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| s.session.touch_interval = Duration::from_secs(1),
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(kind, |s| s.session.touch_interval = Duration::from_secs(1))
+            .await
     else {
         return;
     };
@@ -436,13 +410,8 @@ pub async fn steady_reads_touch_about_once_per_interval(kind: Kind) {
 }
 
 pub async fn polling_the_expiry_never_extends(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| s.session.touch_interval = Duration::ZERO,
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(kind, |s| s.session.touch_interval = Duration::ZERO).await
     else {
         return;
     };
@@ -877,16 +846,11 @@ pub async fn json_nested_deeper_than_64_levels_is_refused(kind: Kind) {
 /// clock is moved, not slept on: the cap is checked on every load from the
 /// record's own `_created_at`, whatever the store's own clock says.
 pub async fn saves_and_writes_do_not_outlive_the_absolute_timeout(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| {
-            s.session.idle_timeout = Duration::from_secs(2);
-            s.session.absolute_timeout = Duration::from_secs(4);
-            s.session.touch_interval = Duration::ZERO;
-        },
-        clock.clone(),
-    )
+    let Some((app, clock)) = spawn_app_with_manual_clock(kind, |s| {
+        s.session.idle_timeout = Duration::from_secs(2);
+        s.session.absolute_timeout = Duration::from_secs(4);
+        s.session.touch_interval = Duration::ZERO;
+    })
     .await
     else {
         return;

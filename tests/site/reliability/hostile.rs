@@ -12,9 +12,8 @@ use serde_json::{Value, json};
 use crate::reliability::common::{
     COOKIE, Owner, assert_status, bare_client, other_key, session_with_cookie, set_cookie_value,
 };
-use websessions::sessions::policy::ManualClock;
 
-use crate::support::{Kind, TestApp, spawn_app, spawn_app_with, spawn_app_with_clock};
+use crate::support::{Kind, TestApp, spawn_app, spawn_app_with, spawn_app_with_manual_clock};
 
 /// A cookie value that names no usable session must give a fresh session on
 /// every kind of route, and the bad value is never adopted.
@@ -219,13 +218,9 @@ pub async fn hostile_cookies_get_a_fresh_session_never_a_5xx(kind: Kind) {
 /// The cookie of an expired session gives a fresh session, on a site with a
 /// short idle timeout.
 pub async fn an_expired_cookie_gets_a_fresh_session(kind: Kind) {
-    let clock = ManualClock::new();
-    let Some(app) = spawn_app_with_clock(
-        kind,
-        |s| s.session.idle_timeout = Duration::from_secs(2),
-        clock.clone(),
-    )
-    .await
+    let Some((app, clock)) =
+        spawn_app_with_manual_clock(kind, |s| s.session.idle_timeout = Duration::from_secs(2))
+            .await
     else {
         return;
     };
