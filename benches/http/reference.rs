@@ -88,16 +88,11 @@ fn with_store<S: SessionStore + Clone>(store: S) -> Router {
 /// The site's own outer service (timeout, security headers) and body
 /// limit, in one `layer` call as the site adds them, and its request span.
 fn with_site_stack(app: Router) -> Router {
-    let app = app.layer(
-        tower::ServiceBuilder::new()
-            .layer(websessions::routes::outer::OuterLayer::new(
-                std::time::Duration::from_secs(30),
-                None,
-            ))
-            .layer(axum::extract::DefaultBodyLimit::max(
-                1024 * 1024 + 64 * 1024,
-            )),
-    );
+    let app = app.layer(websessions::routes::outer::OuterLayer::new(
+        std::time::Duration::from_secs(30),
+        1024 * 1024 + 64 * 1024,
+        None,
+    ));
     websessions::telemetry::with_tracing(app)
 }
 

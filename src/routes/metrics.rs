@@ -82,18 +82,23 @@ async fn scrape(State(state): State<AppState>) -> Response {
 }
 
 impl Metrics {
-    /// Counts one answered request by method, route *template* (the matched
-    /// path, such as `/api/session/{key}`, never the raw path, which could
-    /// carry a key or grow without bound) and status. Called by the outer
-    /// layer once the response is known.
-    pub fn count_request(&self, method: &'static str, route: Option<MatchedPath>, status: u16) {
+    /// The counter of answered requests by method, route *template* (the
+    /// matched path, such as `/api/session/{key}`, never the raw path, which
+    /// could carry a key or grow without bound) and status. The outer layer
+    /// counts each response in it.
+    pub fn request_counter(
+        &self,
+        method: &'static str,
+        route: Option<MatchedPath>,
+        status: u16,
+    ) -> Counter {
         self.http
             .get_or_create(&HttpLabels {
                 method,
                 route: Route(route),
                 status,
             })
-            .inc();
+            .clone()
     }
 }
 

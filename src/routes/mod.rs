@@ -11,7 +11,7 @@ pub mod pages;
 pub mod session;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -67,16 +67,16 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // One `layer` call: axum boxes every route again at each call, and
-        // each box is cloned and allocated per request.
-        .layer(
-            tower::ServiceBuilder::new()
-                // A request that takes longer than `server.request_timeout`
-                // is answered 408 and its session is not saved; every
-                // response, the 408 included, gets the security headers and
-                // is counted.
-                .layer(OuterLayer::new(request_timeout, state.metrics.clone()))
-                .layer(DefaultBodyLimit::max(body_limit)),
-        );
+        // each box is cloned and allocated per request. A request that takes
+        // longer than `server.request_timeout` is answered 408 and its
+        // session is not saved; every response, the 408 included, gets the
+        // security headers and is counted. Requests with a body are held to
+        // `body_limit`.
+        .layer(OuterLayer::new(
+            request_timeout,
+            body_limit,
+            state.metrics.clone(),
+        ));
     crate::telemetry::with_tracing(router).with_state(state)
 }
 
