@@ -101,10 +101,11 @@ impl UserIndex {
     }
 
     fn key(user: &str) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(b"ws-user");
-        hasher.update(user.as_bytes());
-        hex::encode(hasher.finalize())
+        let digest = Sha256::new()
+            .chain_update(b"ws-user")
+            .chain_update(user.as_bytes())
+            .finalize();
+        super::store::lower_hex(&digest)
     }
 
     /// The latest a session seen now can still be alive: it is extended

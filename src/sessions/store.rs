@@ -115,19 +115,43 @@ pub struct Keyed {
 /// The key a record is stored under: `hex(SHA-256("ws-id" ‖ id))`.
 /// A dump of the store therefore never reveals a usable cookie value.
 pub fn storage_key(id: &Id) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"ws-id");
-    hasher.update(id.to_string().as_bytes());
-    hex::encode(hasher.finalize())
+    let digest = Sha256::new()
+        .chain_update(b"ws-id")
+        .chain_update(id_text(id))
+        .finalize();
+    lower_hex(&digest)
 }
 
 /// The short public name of a session: the first 8 hex digits of
 /// `SHA-256("ws-fp" ‖ id)`. Pages and logs show this, never the id.
 pub fn fingerprint(id: &Id) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"ws-fp");
-    hasher.update(id.to_string().as_bytes());
-    hex::encode(&hasher.finalize()[..4])
+    let digest = Sha256::new()
+        .chain_update(b"ws-fp")
+        .chain_update(id_text(id))
+        .finalize();
+    lower_hex(&digest[..4])
+}
+
+/// The id as the cookie carries it (`Id`'s `Display`: 22 characters of
+/// URL-safe base64), without allocating: every store operation hashes it.
+fn id_text(id: &Id) -> [u8; 22] {
+    use base64::Engine as _;
+    let mut text = [0; 22];
+    // 16 bytes are always 22 characters without padding.
+    let _ = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode_slice(id.0.to_le_bytes(), &mut text);
+    text
+}
+
+/// Lower-case hex, as `hex::encode` writes it, in one allocation.
+pub fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// How many bytes `serde_json::to_vec(value)` would give, without building
@@ -221,6 +245,22 @@ mod tests {
         assert!(!key.contains(&id.to_string()));
         assert_eq!(key, storage_key(&id), "stable for one id");
         assert_ne!(key, storage_key(&Id::default()));
+    }
+
+    #[test]
+    fn keys_and_fingerprints_hash_the_cookie_text_of_the_id() {
+        // Records already stored must keep their keys.
+        for _ in 0..100 {
+            let id = Id::default();
+            let hash = |prefix: &[u8]| {
+                let mut hasher = Sha256::new();
+                hasher.update(prefix);
+                hasher.update(id.to_string().as_bytes());
+                hex::encode(hasher.finalize())
+            };
+            assert_eq!(storage_key(&id), hash(b"ws-id"));
+            assert_eq!(fingerprint(&id), hash(b"ws-fp")[..8]);
+        }
     }
 
     #[test]
