@@ -5,7 +5,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -108,13 +107,19 @@ pub fn respond(error: AppError, api: bool, debug: bool) -> Response {
     let status = error.status();
     let message = error.public_message(debug);
     if api {
-        return (status, Json(json!({ "error": message }))).into_response();
+        return (status, Json(ErrorBody { error: &message })).into_response();
     }
     let page = crate::web::templates::ErrorPage::new(status, message);
     match askama::Template::render(&page) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, format!("{} {}", status.as_u16(), page.message)).into_response(),
     }
+}
+
+/// The API's error shape, `{"error": "…"}`.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
 }
 
 /// An error answered as an HTML page through the site's layout.

@@ -157,20 +157,34 @@ async fn show(State(state): State<AppState>, session: SiteSession) -> Result<Res
         "expires_at": session.stored_expiry().map(format::rfc3339),
         "data": session.user_data().await?,
     });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok(([(header::CACHE_CONTROL, NO_STORE.clone())], Json(body)).into_response())
 }
 
 async fn get_key(session: SiteSession, AppPath(key): AppPath) -> Result<Response, ApiError> {
     validate_readable_key(&key)?;
-    match session.get_typed::<Value>(&key).await? {
+    match session.session.get_value(&key).await? {
         Some(value) => Ok((
-            [(header::CACHE_CONTROL, "no-store")],
-            Json(json!({ "key": key, "value": value })),
+            [(header::CACHE_CONTROL, NO_STORE.clone())],
+            Json(KeyValue {
+                key: &key,
+                value: &value,
+            }),
         )
             .into_response()),
         None => Err(ApiError(AppError::NotFound)),
     }
 }
+
+/// `{"key": …, "value": …}`, serialized from the parts without building a
+/// JSON document first.
+#[derive(serde::Serialize)]
+struct KeyValue<'a> {
+    key: &'a str,
+    value: &'a Value,
+}
+
+/// Answers about a session are not for caches.
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 async fn put_key(
     _: NotCrossSite,
@@ -187,7 +201,11 @@ async fn put_key(
     session
         .set_checked(&key, value.clone(), state.limits)
         .await?;
-    Ok(Json(json!({ "key": key, "value": value })).into_response())
+    Ok(Json(KeyValue {
+        key: &key,
+        value: &value,
+    })
+    .into_response())
 }
 
 /// The deepest nesting a stored value may have. Stored records wrap values
@@ -254,7 +272,7 @@ async fn expiry(session: SiteSession) -> Result<Response, ApiError> {
         "expires_at": at.map(format::rfc3339),
         "seconds_left": at.map(format::seconds_left),
     });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok(([(header::CACHE_CONTROL, NO_STORE.clone())], Json(body)).into_response())
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use super::Backend;
 use super::error::SessionError;
 use super::index::{Member, UserIndex, user_name};
 use super::info::SessionInfo;
-use super::keys::CREATED_AT;
+use super::keys::{CREATED_AT, USER};
 use super::metrics::{SessionMetrics, count};
 use super::policy::Policy;
 use super::request_store::{Backing, LastWrite, RequestStore};
@@ -256,7 +256,7 @@ where
     }
 
     // 3. check the user index
-    let signed_in = match signed_in_at_start(&engine, &session).await {
+    let signed_in = match signed_in_at_start(&engine, &session, &store).await {
         Ok(signed_in) => signed_in,
         Err(error) => return Ok(engine.fail(error, &uri)),
     };
@@ -306,7 +306,7 @@ where
         // Revoked while it was being cycled: the new id must not live.
         Ok(false) => {
             let _ = session.flush().await;
-            if let Some(cookie) = cookie_header(engine.policy.cookie.removal()) {
+            if let Some(cookie) = engine.policy.cookie.removal_header() {
                 res.headers_mut().append(header::SET_COOKIE, cookie);
             }
             return Ok(res);
@@ -372,10 +372,18 @@ struct SignedIn {
 async fn signed_in_at_start(
     engine: &Engine,
     session: &Session,
+    store: &RequestStore,
 ) -> Result<Option<SignedIn>, SessionError> {
     let (Some(index), Some(id)) = (&engine.index, session.id()) else {
         return Ok(None);
     };
+    // Most sessions never sign in: the loaded keys say so without a lookup.
+    let has_user = store
+        .loaded()
+        .is_some_and(|l| l.keys.binary_search_by(|k| k.as_str().cmp(USER)).is_ok());
+    if !has_user {
+        return Ok(None);
+    }
     let Some(user) = current_user(session).await? else {
         return Ok(None);
     };
@@ -392,7 +400,7 @@ async fn signed_in_at_start(
 /// The user this session's data says is signed in.
 async fn current_user(session: &Session) -> Result<Option<String>, SessionError> {
     Ok(session
-        .get_value(super::keys::USER)
+        .get_value(USER)
         .await?
         .as_ref()
         .and_then(user_name)
@@ -436,6 +444,10 @@ async fn follow_in_index(
         return Ok(true);
     };
     let before = before.filter(|b| !b.revoked);
+    // Nothing changed and nobody was signed in: nothing to follow.
+    if before.is_none() && store.last_write().is_none() && !session.is_modified() {
+        return Ok(true);
+    }
     let stored = matches!(
         store.last_write(),
         Some(LastWrite::Created { .. } | LastWrite::Written { .. })
@@ -499,30 +511,25 @@ fn outgoing_cookie(
     had_cookie: bool,
 ) -> Option<HeaderValue> {
     let policy = &engine.policy;
-    let cookie = match (store.last_write(), session.id()) {
+    match (store.last_write(), session.id()) {
         (Some(LastWrite::Created { expires_at } | LastWrite::Written { expires_at }), Some(id)) => {
             let value = match &engine.storage {
                 Storage::Server(_) => id.to_string(),
                 #[cfg(feature = "cookie")]
                 Storage::Cookie(_) => store.cookie_value()?,
             };
-            Some(policy.cookie(value, expires_at))
+            policy.cookie_header(&value, expires_at)
         }
         // Gone: the session was deleted meanwhile; it stays deleted.
         (Some(LastWrite::Gone), _) => None,
         // Nothing to store (flushed, or emptied): drop the cookie.
         // (`Session::save` assigns an id even then, so test this first.)
-        (Some(LastWrite::Skipped), _) if had_cookie => Some(policy.cookie.removal()),
+        (Some(LastWrite::Skipped), _) if had_cookie => policy.cookie.removal_header(),
         (Some(LastWrite::Skipped), _) => None,
         // Deleted here, or the cookie named no live session.
-        (_, None) if had_cookie => Some(policy.cookie.removal()),
+        (_, None) if had_cookie => policy.cookie.removal_header(),
         _ => None,
-    }?;
-    cookie_header(cookie)
-}
-
-fn cookie_header(cookie: tower_sessions::cookie::Cookie<'static>) -> Option<HeaderValue> {
-    HeaderValue::from_str(&cookie.to_string()).ok()
+    }
 }
 
 /// The value of the named cookie, from the first `Cookie` header carrying

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::http::HeaderValue;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tower_sessions::cookie::{Cookie, SameSite};
@@ -89,6 +91,34 @@ impl CookieAttributes {
     pub fn removal(&self) -> Cookie<'static> {
         self.build(String::new(), time::Duration::ZERO)
     }
+
+    /// [`build`](Self::build) as the `Set-Cookie` header, written directly:
+    /// the same text as the cookie's `Display`, which a response that
+    /// stores a session would otherwise pay for in formatting machinery.
+    /// `None` when the value holds bytes a header cannot carry.
+    pub fn header(&self, value: &str, max_age: time::Duration) -> Option<HeaderValue> {
+        let mut text = String::with_capacity(self.name.len() + value.len() + 64);
+        text.push_str(&self.name);
+        text.push('=');
+        text.push_str(value);
+        text.push_str("; HttpOnly; SameSite=");
+        text.push_str(match self.same_site {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        });
+        if self.secure {
+            text.push_str("; Secure");
+        }
+        text.push_str("; Path=/; Max-Age=");
+        text.push_str(&max_age.whole_seconds().to_string());
+        HeaderValue::from_maybe_shared(Bytes::from(text)).ok()
+    }
+
+    /// [`removal`](Self::removal) as the `Set-Cookie` header.
+    pub fn removal_header(&self) -> Option<HeaderValue> {
+        self.header("", time::Duration::ZERO)
+    }
 }
 
 /// The rules every request and every backend follow.
@@ -123,9 +153,20 @@ impl Policy {
     /// once that (or its own expiry) has passed. The cap is read from the
     /// record's own data, so it holds exactly whatever the backend and
     /// however coarse its clock (memcached keeps whole seconds).
-    pub fn admit(&self, mut record: Record) -> Option<Record> {
+    pub fn admit(&self, record: Record) -> Option<Record> {
+        let created_at = created_at_of(&record);
+        self.admit_created(record, created_at)
+    }
+
+    /// [`admit`](Self::admit) for a record whose `_created_at` the caller
+    /// has already read.
+    pub fn admit_created(
+        &self,
+        mut record: Record,
+        created_at: Option<OffsetDateTime>,
+    ) -> Option<Record> {
         let now = self.now();
-        if let (Some(absolute), Some(created_at)) = (self.absolute, created_at_of(&record)) {
+        if let (Some(absolute), Some(created_at)) = (self.absolute, created_at) {
             record.expiry_date = record.expiry_date.min(created_at + absolute);
         }
         (record.expiry_date > now).then_some(record)
@@ -168,9 +209,9 @@ impl Policy {
         time::Duration::seconds(left.max(0.0) as i64)
     }
 
-    /// The session cookie for a stored expiry.
-    pub fn cookie(&self, value: String, expires_at: OffsetDateTime) -> Cookie<'static> {
-        self.cookie.build(value, self.max_age(expires_at))
+    /// The session cookie's `Set-Cookie` header for a stored expiry.
+    pub fn cookie_header(&self, value: &str, expires_at: OffsetDateTime) -> Option<HeaderValue> {
+        self.cookie.header(value, self.max_age(expires_at))
     }
 }
 
@@ -299,5 +340,26 @@ mod tests {
         let at = clock.now() + Duration::from_millis(1500);
         assert_eq!(p.max_age(at), time::Duration::seconds(2));
         assert_eq!(p.max_age(clock.now()), time::Duration::ZERO);
+    }
+
+    #[test]
+    fn the_cookie_header_is_the_cookie_crates_text() {
+        for same_site in [SameSite::Strict, SameSite::Lax, SameSite::None] {
+            for secure in [false, true] {
+                let attributes = CookieAttributes {
+                    name: "session_id".into(),
+                    secure,
+                    same_site,
+                };
+                for (value, seconds) in [("abc-_123", 3600), ("", 0), ("x", 1)] {
+                    let max_age = time::Duration::seconds(seconds);
+                    let header = attributes.header(value, max_age).expect("a header");
+                    let built = attributes.build(value.to_owned(), max_age).to_string();
+                    assert_eq!(header.to_str().unwrap(), built);
+                }
+                let removal = attributes.removal_header().expect("a header");
+                assert_eq!(removal.to_str().unwrap(), attributes.removal().to_string());
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! validation, byte limits, flash messages, the visit counter and the typed,
 //! versioned `_user` bucket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -138,6 +138,18 @@ impl SiteSession {
         Ok(out)
     }
 
+    /// Every stored key with its current value, as a size check wants it.
+    async fn data(&self) -> Result<HashMap<String, Value>, AppError> {
+        let keys = self.info.loaded.as_ref().map_or(&[][..], |l| &l.keys[..]);
+        let mut out = HashMap::with_capacity(keys.len() + 1);
+        for key in keys {
+            if let Some(value) = self.session.get_value(key).await? {
+                out.insert(key.clone(), value);
+            }
+        }
+        Ok(out)
+    }
+
     /// Only the visitor's keys (not starting with `_`).
     pub async fn user_data(&self) -> Result<BTreeMap<String, Value>, AppError> {
         let mut all = self.entries().await?;
@@ -161,11 +173,9 @@ impl SiteSession {
                 limits.max_value_bytes
             )));
         }
-        let mut all = self.entries().await?;
+        let mut all = self.data().await?;
         all.insert(key.to_owned(), value.clone());
-        self.info
-            .fits(all.into_iter().collect())
-            .map_err(AppError::PayloadTooLarge)?;
+        self.info.fits(all).map_err(AppError::PayloadTooLarge)?;
         self.session.insert_value(key, value).await?;
         Ok(())
     }
@@ -209,9 +219,9 @@ impl SiteSession {
         let visits = before.saturating_add(1);
         // Only a count that gains a digit can grow the record.
         if visits.to_string().len() > before.to_string().len() {
-            let mut all = self.entries().await?;
+            let mut all = self.data().await?;
             all.insert(VISITS.to_owned(), visits.into());
-            if self.info.fits(all.into_iter().collect()).is_err() {
+            if self.info.fits(all).is_err() {
                 tracing::debug!("session at its size limit: this visit is not counted");
                 return Ok(Some(before));
             }
