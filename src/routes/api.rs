@@ -219,13 +219,13 @@ pub fn nesting_depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 0)];
     while let Some((value, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
+        let below = depth + 1;
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|child| (child, below))),
+            Value::Object(map) => stack.extend(map.values().map(|child| (child, below))),
             _ => continue,
-        };
-        deepest = deepest.max(depth + 1);
-        stack.extend(children.map(|child| (child, depth + 1)));
+        }
+        deepest = deepest.max(below);
     }
     deepest
 }

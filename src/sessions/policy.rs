@@ -26,6 +26,13 @@ use super::keys::CREATED_AT;
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + Debug {
     fn now(&self) -> OffsetDateTime;
+
+    /// `now()` in nanoseconds since the Unix epoch. The rules every
+    /// request checks compare integers: building an `OffsetDateTime` and
+    /// adding to it costs more than the rest of a memory-backend read.
+    fn now_nanos(&self) -> i128 {
+        self.now().unix_timestamp_nanos()
+    }
 }
 
 /// The system's wall clock.
@@ -35,6 +42,13 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    fn now_nanos(&self) -> i128 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => nanos(since),
+            Err(before) => -nanos(before.duration()),
+        }
     }
 }
 
@@ -62,8 +76,11 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.nanos.load(Ordering::SeqCst)))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        from_unix_nanos(self.now_nanos())
+    }
+
+    fn now_nanos(&self) -> i128 {
+        i128::from(self.nanos.load(Ordering::SeqCst))
     }
 }
 
@@ -149,41 +166,52 @@ impl Policy {
         }
     }
 
+    /// [`expiry`](Self::expiry) in Unix nanoseconds.
+    fn expiry_nanos(&self, created_at: i128, now: i128) -> i128 {
+        let idle = now + nanos(self.idle);
+        match self.absolute {
+            Some(absolute) => idle.min(created_at + nanos(absolute)),
+            None => idle,
+        }
+    }
+
     /// The record with its expiry capped at `created + absolute`, or `None`
     /// once that (or its own expiry) has passed. The cap is read from the
     /// record's own data, so it holds exactly whatever the backend and
     /// however coarse its clock (memcached keeps whole seconds).
     pub fn admit(&self, record: Record) -> Option<Record> {
-        let created_at = created_at_of(&record);
+        let created_at = created_at_ms_of(&record);
         self.admit_created(record, created_at)
     }
 
-    /// [`admit`](Self::admit) for a record whose `_created_at` the caller
-    /// has already read.
-    pub fn admit_created(
-        &self,
-        mut record: Record,
-        created_at: Option<OffsetDateTime>,
-    ) -> Option<Record> {
-        let now = self.now();
-        if let (Some(absolute), Some(created_at)) = (self.absolute, created_at) {
-            record.expiry_date = record.expiry_date.min(created_at + absolute);
+    /// [`admit`](Self::admit) for a record whose `_created_at` (Unix
+    /// milliseconds) the caller has already read.
+    pub fn admit_created(&self, mut record: Record, created_at_ms: Option<i64>) -> Option<Record> {
+        let mut expires = record.expiry_date.unix_timestamp_nanos();
+        if let (Some(absolute), Some(created_at)) = (self.absolute, created_at_ms) {
+            let cap = ms_to_nanos(created_at) + nanos(absolute);
+            if cap < expires {
+                expires = cap;
+                record.expiry_date = from_unix_nanos(cap);
+            }
         }
-        (record.expiry_date > now).then_some(record)
+        (expires > self.clock.now_nanos()).then_some(record)
     }
 
     /// Stamps `_created_at` when the record has none (its first save) and
     /// sets the expiry a save stores. A new id keeps the stamp, so cycling
     /// never restarts the absolute timeout.
     pub fn prepare_save(&self, record: &mut Record) {
-        let now = self.now();
-        let created_at = created_at_of(record).unwrap_or_else(|| {
-            record
-                .data
-                .insert(CREATED_AT.to_owned(), Value::from(unix_ms(now)));
-            now
-        });
-        record.expiry_date = self.expiry(created_at, now);
+        let now = self.clock.now_nanos();
+        let created_at = match created_at_ms_of(record) {
+            Some(ms) => ms_to_nanos(ms),
+            None => {
+                let ms = i64::try_from(now.div_euclid(1_000_000)).unwrap_or(i64::MAX);
+                record.data.insert(CREATED_AT.to_owned(), Value::from(ms));
+                ms_to_nanos(ms)
+            }
+        };
+        record.expiry_date = from_unix_nanos(self.expiry_nanos(created_at, now));
     }
 
     /// The expiry a touch would store now, when an unchanged session with
@@ -194,19 +222,31 @@ impl Policy {
         created_at: Option<OffsetDateTime>,
         stored_expiry: OffsetDateTime,
     ) -> Option<OffsetDateTime> {
+        self.touch_due_ms(created_at.map(unix_ms), stored_expiry)
+    }
+
+    /// [`touch_due`](Self::touch_due) for a `_created_at` in Unix
+    /// milliseconds, as records store it: asked on every read.
+    pub fn touch_due_ms(
+        &self,
+        created_at_ms: Option<i64>,
+        stored_expiry: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
         if !self.extend_on_every_request {
             return None;
         }
-        let now = self.now();
-        let target = self.expiry(created_at.unwrap_or(now), now);
-        (stored_expiry < target - self.touch_interval).then_some(target)
+        let now = self.clock.now_nanos();
+        let target = self.expiry_nanos(created_at_ms.map_or(now, ms_to_nanos), now);
+        let due = stored_expiry.unix_timestamp_nanos() < target - nanos(self.touch_interval);
+        due.then(|| from_unix_nanos(target))
     }
 
     /// `Max-Age` rounded *up* to whole seconds: rounding down would make the
     /// browser drop the cookie before the server lets the session go.
     pub fn max_age(&self, expires_at: OffsetDateTime) -> time::Duration {
-        let left = (expires_at - self.now()).as_seconds_f64().ceil();
-        time::Duration::seconds(left.max(0.0) as i64)
+        let left = expires_at.unix_timestamp_nanos() - self.clock.now_nanos();
+        let seconds = u128::try_from(left).unwrap_or(0).div_ceil(1_000_000_000);
+        time::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX))
     }
 
     /// The session cookie's `Set-Cookie` header for a stored expiry.
@@ -217,11 +257,24 @@ impl Policy {
 
 /// A record's `_created_at`, if it has a readable one.
 pub fn created_at_of(record: &Record) -> Option<OffsetDateTime> {
-    record
-        .data
-        .get(CREATED_AT)
-        .and_then(Value::as_i64)
-        .map(from_unix_ms)
+    created_at_ms_of(record).map(from_unix_ms)
+}
+
+/// A record's `_created_at` as stored, in Unix milliseconds.
+pub fn created_at_ms_of(record: &Record) -> Option<i64> {
+    record.data.get(CREATED_AT).and_then(Value::as_i64)
+}
+
+fn nanos(d: Duration) -> i128 {
+    i128::try_from(d.as_nanos()).unwrap_or(i128::MAX / 4)
+}
+
+fn ms_to_nanos(ms: i64) -> i128 {
+    i128::from(ms) * 1_000_000
+}
+
+fn from_unix_nanos(nanos: i128) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 pub fn unix_ms(at: OffsetDateTime) -> i64 {
@@ -229,8 +282,7 @@ pub fn unix_ms(at: OffsetDateTime) -> i64 {
 }
 
 pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    from_unix_nanos(ms_to_nanos(ms))
 }
 
 #[cfg(test)]
@@ -359,6 +411,41 @@ mod tests {
                 }
                 let removal = attributes.removal_header().expect("a header");
                 assert_eq!(removal.to_str().unwrap(), attributes.removal().to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn the_system_clock_agrees_with_itself_in_nanoseconds() {
+        let before = SystemClock.now().unix_timestamp_nanos();
+        let nanos = SystemClock.now_nanos();
+        let after = SystemClock.now().unix_timestamp_nanos();
+        assert!(
+            before <= nanos && nanos <= after,
+            "{before} {nanos} {after}"
+        );
+    }
+
+    #[test]
+    fn the_integer_rules_agree_with_the_date_arithmetic() {
+        let clock = ManualClock::new();
+        for (idle, absolute) in [(3600, Some(7200)), (2, Some(3)), (60, None)] {
+            let p = policy(idle, absolute, clock.clone());
+            let created = from_unix_ms(unix_ms(clock.now()));
+            for step in [0, 1, 1500, 3_000, 7_000_000] {
+                clock.advance(Duration::from_millis(step));
+                let now = clock.now();
+                let expected = p.expiry(created, now);
+                let long_ago = now - Duration::from_secs(86_400);
+                assert_eq!(
+                    p.touch_due_ms(Some(unix_ms(created)), long_ago),
+                    Some(expected)
+                );
+                let mut record = record_created(created, long_ago);
+                p.prepare_save(&mut record);
+                assert_eq!(record.expiry_date, expected);
+                let fits_seconds = (expected - now).as_seconds_f64().ceil().max(0.0);
+                assert_eq!(p.max_age(expected).whole_seconds(), fits_seconds as i64);
             }
         }
     }

@@ -21,7 +21,7 @@ use tower_sessions::session_store;
 
 use super::keys::CREATED_AT;
 use super::metrics::{SessionMetrics, count};
-use super::policy::{Policy, created_at_of};
+use super::policy::{Policy, created_at_ms_of, from_unix_ms};
 use super::store::{SiteStore, WriteOutcome, json_len};
 
 #[cfg(feature = "cookie")]
@@ -33,22 +33,28 @@ pub struct LoadedRecord {
     /// Every key, the site's own (`_…`) included, sorted.
     pub keys: Vec<String>,
     pub expires_at: OffsetDateTime,
-    pub created_at: Option<OffsetDateTime>,
+    /// `_created_at` as stored, in Unix milliseconds.
+    pub created_at_ms: Option<i64>,
 }
 
 impl LoadedRecord {
     pub fn of(record: &Record) -> Self {
-        Self::with_created_at(record, created_at_of(record))
+        Self::with_created_at(record, created_at_ms_of(record))
     }
 
-    fn with_created_at(record: &Record, created_at: Option<OffsetDateTime>) -> Self {
+    fn with_created_at(record: &Record, created_at_ms: Option<i64>) -> Self {
         let mut keys: Vec<String> = record.data.keys().cloned().collect();
         keys.sort_unstable();
         Self {
             keys,
             expires_at: record.expiry_date,
-            created_at,
+            created_at_ms,
         }
+    }
+
+    /// When the session was first stored, if the record says.
+    pub fn created_at(&self) -> Option<OffsetDateTime> {
+        self.created_at_ms.map(from_unix_ms)
     }
 }
 
@@ -319,7 +325,7 @@ impl SessionStore for RequestStore {
         let Some(record) = record else {
             return Ok(None);
         };
-        let created_at = created_at_of(&record);
+        let created_at = created_at_ms_of(&record);
         let Some(record) = self.policy.admit_created(record, created_at) else {
             return Ok(None);
         };

@@ -248,7 +248,7 @@ impl SiteSession {
     }
 
     pub fn created_at(&self) -> Option<OffsetDateTime> {
-        self.info.loaded.as_ref().and_then(|l| l.created_at)
+        self.info.loaded.as_ref().and_then(|l| l.created_at())
     }
 
     pub fn stored_expiry(&self) -> Option<OffsetDateTime> {
