@@ -19,7 +19,7 @@
 //! - `BENCH_CONNECTIONS` (8) concurrent keep-alive connections;
 //! - `BENCH_MANY` (64) connections of the "many connections" cells (the
 //!   liveness route against a bare axum route, and file and SQLite writes
-//!   by that many visitors);
+//!   by that many visitors, or by one visitor over that many connections);
 //! - `BENCH_BACKENDS` (all) comma list of
 //!   memory,file,sqlite,postgres,mysql,redis,memcached,cookie;
 //! - `BENCH_SCALE` (1) 0 skips the scale checks;
@@ -460,6 +460,10 @@ fn format_row(r: &Row) -> String {
 
 const HEADER: &str = "| backend   | scenario                           | conns |     req/s | p50 ms  | p99 ms  | vs base  | vs ref    | lg cpu | bytes |\n|-----------|------------------------------------|-------|-----------|---------|---------|----------|-----------|--------|-------|";
 
+/// A job of the site only: the `write` scenario with every connection
+/// sharing one session (`LG_SHARED=1`).
+const ONE_VISITOR_WRITES: &str = "write, one visitor";
+
 /// Every scenario of one backend.
 ///
 /// All the servers of a backend are started together (an idle one costs
@@ -515,9 +519,15 @@ fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
         ("no-extend", "read", few),
     ];
     // Many visitors writing at once: one lock per record, so a store that
-    // serializes writes to one file or one database shows it here.
+    // serializes writes to one file or one database shows it here. Then one
+    // visitor writing over as many connections: every write waits for the
+    // same record's lock.
     if b == "file" || b == "sqlite" {
-        jobs.extend([("site", "write", many), ("ref", "write", many)]);
+        jobs.extend([
+            ("site", "write", many),
+            ("ref", "write", many),
+            ("site", ONE_VISITOR_WRITES, many),
+        ]);
     }
     // Where the site's cost lies, on the memory backend only: the reference
     // with the site's outer layers (request span and log, timeout, security
@@ -548,7 +558,12 @@ fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
                 .iter()
                 .find(|(name, _)| name == server)
                 .expect("a started server");
-            runs[job].push(load_with(opts, &s.addr, scenario, *conns, &[]));
+            let shared = [("LG_SHARED", "1".to_owned())];
+            let (scenario, extra): (&str, &[(&str, String)]) = match *scenario {
+                ONE_VISITOR_WRITES => ("write", &shared),
+                other => (other, &[]),
+            };
+            runs[job].push(load_with(opts, &s.addr, scenario, *conns, extra));
         }
     }
     drop(servers);
@@ -622,6 +637,13 @@ fn run_backend(opts: &Opts, t: &Target, rows: &mut Vec<Row>) {
             &m_at("site", "write", many),
             bb,
             Some(m_at("ref", "write", many).rps),
+        ));
+        rows.push(row(
+            b,
+            "write, one visitor, many conns",
+            &m_at("site", ONE_VISITOR_WRITES, many),
+            bb,
+            None,
         ));
     }
     rows.push(row(b, "ref: bare route", &m("ref", "baseline"), bb, None));

@@ -10,7 +10,8 @@
 //! the reference server.
 //!
 //! Parameters arrive as environment variables (`LG_…`); the result is one
-//! JSON line on stdout.
+//! JSON line on stdout. `LG_SHARED=1` gives every connection the same
+//! visitor: one session, created before the clock starts.
 
 use std::time::{Duration, Instant};
 
@@ -283,7 +284,7 @@ pub fn main() {
     let seconds: f64 = var("LG_SECONDS").parse().unwrap_or(3.0);
     let warmup: f64 = var("LG_WARMUP").parse().unwrap_or(0.5);
     let count: u64 = var("LG_COUNT").parse().unwrap_or(0);
-    let cookies: Vec<String> = var("LG_COOKIES")
+    let mut cookies: Vec<String> = var("LG_COOKIES")
         .split(',')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -293,6 +294,14 @@ pub fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    if var("LG_SHARED") == "1" && cookies.is_empty() {
+        let shared = rt.block_on(async {
+            let mut conn = Conn::open(&addr).await?;
+            prepare(&mut conn, Scenario::Write, None).await?;
+            Ok::<_, std::io::Error>(conn.cookie)
+        });
+        cookies.extend(shared.expect("a shared session"));
+    }
     let result = rt.block_on(async move {
         let per_conn = count.div_ceil(connections as u64);
         let mut tasks = Vec::new();
