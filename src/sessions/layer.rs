@@ -422,7 +422,7 @@ async fn settle(
     };
     if let Some(target) = engine
         .policy
-        .touch_due_ms(loaded.created_at_ms, loaded.expires_at)
+        .touch_due(loaded.created_at_ms, loaded.expires_at)
     {
         if store.touch(&id, target).await? == super::store::WriteOutcome::Gone {
             tracing::debug!("touch found the session gone");

@@ -179,14 +179,8 @@ impl Policy {
     /// once that (or its own expiry) has passed. The cap is read from the
     /// record's own data, so it holds exactly whatever the backend and
     /// however coarse its clock (memcached keeps whole seconds).
-    pub fn admit(&self, record: Record) -> Option<Record> {
-        let created_at = created_at_ms_of(&record);
-        self.admit_created(record, created_at)
-    }
-
-    /// [`admit`](Self::admit) for a record whose `_created_at` (Unix
-    /// milliseconds) the caller has already read.
-    pub fn admit_created(&self, mut record: Record, created_at_ms: Option<i64>) -> Option<Record> {
+    pub fn admit(&self, mut record: Record) -> Option<Record> {
+        let created_at_ms = created_at_ms_of(&record);
         let mut expires = record.expiry_date.unix_timestamp_nanos();
         if let (Some(absolute), Some(created_at)) = (self.absolute, created_at_ms) {
             let cap = ms_to_nanos(created_at) + nanos(absolute);
@@ -215,19 +209,10 @@ impl Policy {
     }
 
     /// The expiry a touch would store now, when an unchanged session with
-    /// this stored expiry is due for one; `None` when it is not (extension
+    /// this stored expiry (and `_created_at`, in Unix milliseconds as
+    /// records store it) is due for one; `None` when it is not (extension
     /// is off, or the stored expiry is within `touch_interval` of it).
     pub fn touch_due(
-        &self,
-        created_at: Option<OffsetDateTime>,
-        stored_expiry: OffsetDateTime,
-    ) -> Option<OffsetDateTime> {
-        self.touch_due_ms(created_at.map(unix_ms), stored_expiry)
-    }
-
-    /// [`touch_due`](Self::touch_due) for a `_created_at` in Unix
-    /// milliseconds, as records store it: asked on every read.
-    pub fn touch_due_ms(
         &self,
         created_at_ms: Option<i64>,
         stored_expiry: OffsetDateTime,
@@ -253,11 +238,6 @@ impl Policy {
     pub fn cookie_header(&self, value: &str, expires_at: OffsetDateTime) -> Option<HeaderValue> {
         self.cookie.header(value, self.max_age(expires_at))
     }
-}
-
-/// A record's `_created_at`, if it has a readable one.
-pub fn created_at_of(record: &Record) -> Option<OffsetDateTime> {
-    created_at_ms_of(record).map(from_unix_ms)
 }
 
 /// A record's `_created_at` as stored, in Unix milliseconds.
@@ -290,6 +270,10 @@ mod tests {
     use tower_sessions::session::Id;
 
     use super::*;
+
+    fn created_at_of(record: &Record) -> Option<OffsetDateTime> {
+        created_at_ms_of(record).map(from_unix_ms)
+    }
 
     fn policy(idle: u64, absolute: Option<u64>, clock: Arc<ManualClock>) -> Policy {
         Policy {
@@ -438,7 +422,7 @@ mod tests {
                 let expected = p.expiry(created, now);
                 let long_ago = now - Duration::from_secs(86_400);
                 assert_eq!(
-                    p.touch_due_ms(Some(unix_ms(created)), long_ago),
+                    p.touch_due(Some(unix_ms(created)), long_ago),
                     Some(expected)
                 );
                 let mut record = record_created(created, long_ago);

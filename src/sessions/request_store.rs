@@ -39,16 +39,12 @@ pub struct LoadedRecord {
 
 impl LoadedRecord {
     pub fn of(record: &Record) -> Self {
-        Self::with_created_at(record, created_at_ms_of(record))
-    }
-
-    fn with_created_at(record: &Record, created_at_ms: Option<i64>) -> Self {
         let mut keys: Vec<String> = record.data.keys().cloned().collect();
         keys.sort_unstable();
         Self {
             keys,
             expires_at: record.expiry_date,
-            created_at_ms,
+            created_at_ms: created_at_ms_of(record),
         }
     }
 
@@ -322,19 +318,15 @@ impl SessionStore for RequestStore {
             #[cfg(feature = "cookie")]
             Backing::Cookie { sent, .. } => sent.clone().filter(|r| r.id == *id),
         };
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        let created_at = created_at_ms_of(&record);
-        let Some(record) = self.policy.admit_created(record, created_at) else {
-            return Ok(None);
-        };
-        count(&self.metrics, SessionMetrics::loaded);
+        let record = record.and_then(|record| self.policy.admit(record));
+        if record.is_some() {
+            count(&self.metrics, SessionMetrics::loaded);
+        }
         let mut state = self.state();
         if state.loaded.is_none() {
-            state.loaded = Some(Arc::new(LoadedRecord::with_created_at(&record, created_at)));
+            state.loaded = record.as_ref().map(|r| Arc::new(LoadedRecord::of(r)));
         }
-        Ok(Some(record))
+        Ok(record)
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

@@ -127,24 +127,21 @@ impl SiteSession {
 
     /// Every key with its current value, the site's own keys included, sorted.
     pub async fn entries(&self) -> Result<BTreeMap<String, Value>, AppError> {
-        let mut out = BTreeMap::new();
-        if let Some(loaded) = &self.info.loaded {
-            for key in &loaded.keys {
-                if let Some(value) = self.session.get_value(key).await? {
-                    out.insert(key.clone(), value);
-                }
-            }
-        }
-        Ok(out)
+        self.current_values().await
     }
 
     /// Every stored key with its current value, as a size check wants it.
     async fn data(&self) -> Result<HashMap<String, Value>, AppError> {
+        self.current_values().await
+    }
+
+    /// The loaded keys with their current values, collected into `C`.
+    async fn current_values<C: Default + Extend<(String, Value)>>(&self) -> Result<C, AppError> {
+        let mut out = C::default();
         let keys = self.info.loaded.as_ref().map_or(&[][..], |l| &l.keys[..]);
-        let mut out = HashMap::with_capacity(keys.len() + 1);
         for key in keys {
             if let Some(value) = self.session.get_value(key).await? {
-                out.insert(key.clone(), value);
+                out.extend([(key.clone(), value)]);
             }
         }
         Ok(out)
